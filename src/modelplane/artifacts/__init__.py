@@ -1,0 +1,16 @@
+"""Content-addressed artifact storage: local folder (default) or any fsspec URL."""
+
+from modelplane.artifacts.base import ArtifactStore, StoredArtifact, safe_join, safe_name
+
+__all__ = ["ArtifactStore", "StoredArtifact", "open_store", "safe_join", "safe_name"]
+
+
+def open_store(location: str, *, cache_dir: str | None = None) -> ArtifactStore:
+    """The store for ``location``: a plain path or ``file://`` → local; other schemes → fsspec."""
+    if "://" not in location or location.startswith("file://"):
+        from modelplane.artifacts.local import LocalArtifactStore
+
+        return LocalArtifactStore(location.removeprefix("file://"))
+    from modelplane.artifacts.remote import FsspecArtifactStore
+
+    return FsspecArtifactStore(location, cache_dir=cache_dir)

@@ -1,0 +1,106 @@
+"""The fsspec artifact store: any URL fsspec understands (``s3://``, ``gs://``, ``memory://``…).
+
+Objects live under ``<url>/objects/<d[:2]>/<digest>``; a directory artifact is a folder there
+plus ``<digest>.manifest.json``. Fetches download into a local cache and are verified there on
+every load.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from modelplane.artifacts.base import (
+    StoredArtifact,
+    check_digest,
+    hash_file,
+    manifest_of,
+    safe_join,
+    safe_name,
+    verify_dir,
+    verify_file,
+)
+from modelplane.errors import ArtifactMissing, InvalidInput, UnsafePath
+
+__all__ = ["FsspecArtifactStore"]
+
+
+class FsspecArtifactStore:
+    def __init__(self, url: str, *, cache_dir: str | Path | None = None) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        fs, path = fsspec.core.url_to_fs(self.url)
+        self._fs: Any = fs
+        self._base: str = path.rstrip("/")
+        self._cache = Path(cache_dir or Path.home() / ".cache" / "modelplane").absolute()
+
+    def _object(self, digest: str) -> str:
+        return f"{self._base}/objects/{digest[:2]}/{digest}"
+
+    def exists(self, digest: str) -> bool:
+        return bool(self._fs.exists(self._object(check_digest(digest))))
+
+    def put(self, source: Path) -> StoredArtifact:
+        source = Path(source)
+        if source.is_symlink():
+            raise UnsafePath(f"{source} is a symlink; register the file it points to", field="path")
+        if source.is_dir():
+            digest, size, entries = manifest_of(source)
+            target = self._object(digest)
+            if not self._fs.exists(target + ".manifest.json"):
+                for rel, _, _ in entries:
+                    self._fs.put_file(str(safe_join(source, rel)), f"{target}/{rel}")
+                with self._fs.open(target + ".manifest.json", "w") as fh:
+                    json.dump(entries, fh)
+            return StoredArtifact(
+                digest=digest, size=size, kind="dir", name=safe_name(source.name or "artifact")
+            )
+        if not source.is_file():
+            raise InvalidInput(f"{source} is not a file or folder", field="path")
+        name = safe_name(source.name)
+        digest, size = hash_file(source)
+        target = self._object(digest)
+        if not self._fs.exists(target):
+            self._fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self._fs.put_file(str(source), target)
+        return StoredArtifact(digest=digest, size=size, kind="file", name=name)
+
+    def fetch(self, digest: str, *, name: str, owner: str) -> Path:
+        target = self._object(check_digest(digest))
+        local_root = self._cache / digest
+        manifest_path = target + ".manifest.json"
+        if self._fs.exists(manifest_path):
+            local = local_root / "tree"
+            if not local.exists():
+                with self._fs.open(manifest_path, "r") as fh:
+                    entries = json.load(fh)
+                staging = local_root / f".{uuid.uuid4().hex}"
+                for rel, _, _ in entries:
+                    dest = safe_join(staging, rel) if staging.exists() else staging / rel
+                    if not dest.resolve().is_relative_to(staging.resolve()):
+                        raise ArtifactMissing(f"artifact of {owner} has an unsafe manifest")
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    self._fs.get_file(f"{target}/{rel}", str(dest))
+                staging.rename(local)
+            verify_dir(local, digest, owner)
+            return local
+        local = local_root / safe_name(name)
+        if not local.exists():
+            if not self._fs.exists(target):
+                raise ArtifactMissing(
+                    f"artifact of {owner} (sha256 {digest[:12]}…) is missing from {self.url}"
+                )
+            local_root.mkdir(parents=True, exist_ok=True)
+            tmp = local_root / f".{uuid.uuid4().hex}"
+            self._fs.get_file(target, str(tmp))
+            tmp.rename(local)
+        try:
+            verify_file(local, digest, owner)
+        except Exception:
+            shutil.rmtree(local_root, ignore_errors=True)
+            raise
+        return local

@@ -1,0 +1,1 @@
+"""API tokens: created once (only a hash is kept), scoped read < write < admin, revocable."""

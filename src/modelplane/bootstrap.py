@@ -1,0 +1,81 @@
+"""The one composition root: read :class:`Settings`, build the concrete back ends, wire handlers.
+
+Nothing else reads settings or picks an implementation. Call :func:`bootstrap` at start-up (the
+CLI per command, the server in its lifespan, the Python API on first use); nothing is built at
+import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from modelplane.artifacts import ArtifactStore, open_store
+from modelplane.auth.handlers import COMMAND_HANDLERS as TOKEN_HANDLERS
+from modelplane.auth.views import TokenViews
+from modelplane.config import Settings
+from modelplane.core.bus import MessageBus
+from modelplane.db.engine import make_engine
+from modelplane.db.migrate import ensure_schema
+from modelplane.db.uow import SqlUnitOfWork
+from modelplane.events.views import EventViews
+from modelplane.registry.handlers import COMMAND_HANDLERS as REGISTRY_HANDLERS
+from modelplane.registry.views import RegistryViews
+
+__all__ = ["COMMAND_HANDLERS", "Platform", "bootstrap"]
+
+COMMAND_HANDLERS: dict[type[Any], Callable[[Any, Any], Any]] = {
+    **REGISTRY_HANDLERS,
+    **TOKEN_HANDLERS,
+}
+
+
+@dataclass
+class Platform:
+    """Everything a running modelplane needs, built once from settings."""
+
+    settings: Settings
+    engine: Engine
+    bus: MessageBus
+    artifacts: ArtifactStore
+    registry: RegistryViews
+    events: EventViews
+    tokens: TokenViews
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    migrate: bool = True,
+    clock: Callable[[], datetime] | None = None,
+    raise_on_event_error: bool = False,
+) -> Platform:
+    """Build a :class:`Platform` from ``settings`` (default: environment and modelplane.toml)."""
+    settings = settings or Settings()
+    engine = make_engine(settings.resolved_db_url)
+    if migrate:
+        ensure_schema(engine)
+    bus = MessageBus(
+        uow_factory=lambda: SqlUnitOfWork(engine, clock),
+        command_handlers=COMMAND_HANDLERS,
+        event_handlers={},
+        raise_on_event_error=raise_on_event_error,
+    )
+    return Platform(
+        settings=settings,
+        engine=engine,
+        bus=bus,
+        artifacts=open_store(
+            settings.resolved_artifacts, cache_dir=str(settings.resolved_cache_dir)
+        ),
+        registry=RegistryViews(engine),
+        events=EventViews(engine),
+        tokens=TokenViews(engine),
+    )

@@ -1,0 +1,324 @@
+"""The Python API: :class:`Client`, and the module-level shortcuts ``log_model``/``load_model``.
+
+Every write goes through the message bus as a command (the same path as the CLI and the REST
+API), every read through the registry's views. ``Client()`` with no arguments uses the settings
+from the environment and ``modelplane.toml``; the shortcuts share one such client, built on first
+use.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelplane.errors import InvalidInput, UntrustedArtifact
+from modelplane.registry import commands as rc
+from modelplane.registry.model import Lineage, ModelVersion, RegisteredModel
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from modelplane.bootstrap import Platform
+    from modelplane.config import Settings
+    from modelplane.core.pagination import Page
+    from modelplane.events.views import EventRecord
+    from modelplane.registry.signature import Signature
+    from modelplane.runtimes import Runtime
+
+__all__ = ["Client", "LoadedModel", "default_client", "load_model", "log_model"]
+
+
+@dataclass
+class LoadedModel:
+    """A model version ready to predict. Input is checked against its signature first."""
+
+    version: ModelVersion
+    runtime: Runtime
+    signature: Signature | None
+
+    @property
+    def name(self) -> str:
+        return self.version.model
+
+    @property
+    def flavor(self) -> str:
+        return self.version.flavor
+
+    def predict(self, batch: Any) -> np.ndarray[Any, Any]:
+        return self.runtime.predict(self._check(batch))
+
+    def predict_proba(self, batch: Any) -> np.ndarray[Any, Any]:
+        return self.runtime.predict_proba(self._check(batch))
+
+    def _check(self, batch: Any) -> Any:
+        return self.signature.validate(batch) if self.signature is not None else batch
+
+    def __repr__(self) -> str:
+        return f"<LoadedModel {self.version.model}/{self.version.version} ({self.flavor})>"
+
+
+def _signature_dict(signature: Any) -> dict[str, Any] | None:
+    if signature is None:
+        return None
+    from modelplane.registry.signature import Signature
+
+    if isinstance(signature, Signature):
+        return signature.to_dict()
+    if isinstance(signature, Mapping):
+        return Signature.from_dict(signature).to_dict()
+    raise InvalidInput("signature must be a Signature or its dict form", field="signature")
+
+
+def _lineage(lineage: Lineage | Mapping[str, Any] | None) -> Lineage:
+    if lineage is None:
+        return Lineage()
+    if isinstance(lineage, Lineage):
+        return lineage
+    return Lineage.from_dict(dict(lineage))
+
+
+class Client:
+    """One connection to a modelplane registry (database + artifact store)."""
+
+    def __init__(self, settings: Settings | None = None, *, platform: Platform | None = None):
+        if platform is None:
+            from modelplane.bootstrap import bootstrap
+
+            platform = bootstrap(settings)
+        self.platform = platform
+
+    def close(self) -> None:
+        self.platform.close()
+
+    # -- writes (commands) -----------------------------------------------------------------
+    def register_model(
+        self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        model: RegisteredModel = self.platform.bus.handle(
+            rc.RegisterModel(name=name, description=description, tags=dict(tags or {}))
+        )
+        return model
+
+    def log_model(
+        self,
+        model: Any,
+        *,
+        name: str,
+        signature: Signature | Mapping[str, Any] | None = None,
+        input_example: Any = None,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        lineage: Lineage | Mapping[str, Any] | None = None,
+        alias: str | list[str] | None = None,
+        description: str = "",
+        flavor: str | None = None,
+    ) -> ModelVersion:
+        """Save ``model`` in its flavor's safe format, store it, register a new version."""
+        from modelplane.runtimes import detect_flavor, save_model
+
+        flavor = flavor or detect_flavor(model)
+        if signature is None and input_example is not None:
+            from modelplane.registry.signature import infer_signature
+
+            signature = infer_signature(input_example)
+        with tempfile.TemporaryDirectory(prefix="modelplane-") as tmp:
+            saved = save_model(model, Path(tmp), flavor=flavor, input_example=input_example)
+            stored = self.platform.artifacts.put(saved.path)
+        return self._register(
+            name,
+            flavor=saved.flavor,
+            digest=stored.digest,
+            size=stored.size,
+            artifact_name=stored.name,
+            signature=_signature_dict(signature),
+            metrics=metrics,
+            params=params,
+            tags=tags,
+            lineage=_lineage(lineage),
+            alias=alias,
+            description=description,
+        )
+
+    def register_file(
+        self,
+        name: str,
+        path: str | Path,
+        *,
+        flavor: str | None = None,
+        signature: Signature | Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        lineage: Lineage | Mapping[str, Any] | None = None,
+        alias: str | list[str] | None = None,
+        description: str = "",
+        trust: bool = False,
+        create_model: bool = True,
+    ) -> ModelVersion:
+        """Register a model file saved earlier (``.skops``, ``.onnx``, ``.ubj``…).
+
+        The file is loaded once first, so a file that is not a model of its flavor, or an
+        untrusted pickle, is refused before anything is stored.
+        """
+        from modelplane.runtimes import guess_flavor, load_runtime
+
+        source = Path(path)
+        if not source.exists():
+            raise InvalidInput(f"{source} does not exist", field="path")
+        flavor = flavor or guess_flavor(source)
+        try:
+            load_runtime(flavor, source, trust=trust)
+        except UntrustedArtifact:
+            raise
+        except InvalidInput:
+            raise
+        except Exception as exc:  # the engine's own error: say it plainly, as bad input
+            raise InvalidInput(
+                f"{source.name} could not be loaded as a {flavor} model: {exc}", field="path"
+            ) from exc
+        stored = self.platform.artifacts.put(source)
+        tag_map = dict(tags or {})
+        if trust:
+            tag_map.setdefault("modelplane.trusted", "true")
+        return self._register(
+            name,
+            flavor=flavor,
+            digest=stored.digest,
+            size=stored.size,
+            artifact_name=stored.name,
+            signature=_signature_dict(signature),
+            metrics=metrics,
+            params=params,
+            tags=tag_map,
+            lineage=_lineage(lineage),
+            alias=alias,
+            description=description,
+            create_model=create_model,
+        )
+
+    def _register(
+        self,
+        name: str,
+        *,
+        flavor: str,
+        digest: str,
+        size: int,
+        artifact_name: str,
+        signature: dict[str, Any] | None,
+        metrics: Mapping[str, float] | None,
+        params: Mapping[str, Any] | None,
+        tags: Mapping[str, str] | None,
+        lineage: Lineage,
+        alias: str | list[str] | None,
+        description: str,
+        create_model: bool = True,
+    ) -> ModelVersion:
+        aliases = (alias,) if isinstance(alias, str) else tuple(alias or ())
+        version: ModelVersion = self.platform.bus.handle(
+            rc.RegisterVersion(
+                model=name,
+                flavor=flavor,
+                digest=digest,
+                size=size,
+                artifact_name=artifact_name,
+                signature=signature,
+                params={k: str(v) for k, v in (params or {}).items()},
+                metrics=dict(metrics or {}),
+                tags=dict(tags or {}),
+                lineage=lineage,
+                description=description,
+                aliases=aliases,
+                create_model=create_model,
+            )
+        )
+        return version
+
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        result: ModelVersion = self.platform.bus.handle(
+            rc.SetAlias(model=name, alias=alias, version=version)
+        )
+        return result
+
+    def remove_alias(self, name: str, alias: str) -> int:
+        number: int = self.platform.bus.handle(rc.RemoveAlias(model=name, alias=alias))
+        return number
+
+    def archive_version(self, name: str, version: int) -> ModelVersion:
+        result: ModelVersion = self.platform.bus.handle(
+            rc.ArchiveVersion(model=name, version=version)
+        )
+        return result
+
+    def restore_version(self, name: str, version: int) -> ModelVersion:
+        result: ModelVersion = self.platform.bus.handle(
+            rc.RestoreVersion(model=name, version=version)
+        )
+        return result
+
+    def set_tag(self, name: str, key: str, value: str, *, version: int | None = None) -> None:
+        self.platform.bus.handle(rc.SetTag(model=name, key=key, value=value, version=version))
+
+    def delete_tag(self, name: str, key: str, *, version: int | None = None) -> None:
+        self.platform.bus.handle(rc.DeleteTag(model=name, key=key, version=version))
+
+    # -- reads (views) ---------------------------------------------------------------------
+    def get_model(self, name: str) -> RegisteredModel:
+        return self.platform.registry.get_model(name)
+
+    def list_models(self, **filters: Any) -> Page[RegisteredModel]:
+        return self.platform.registry.list_models(**filters)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return self.platform.registry.get_version(name, version)
+
+    def list_versions(self, name: str, **filters: Any) -> Page[ModelVersion]:
+        return self.platform.registry.list_versions(name, **filters)
+
+    def resolve(self, ref: str) -> ModelVersion:
+        return self.platform.registry.resolve(ref)
+
+    def list_events(self, **filters: Any) -> Page[EventRecord]:
+        return self.platform.events.list_events(**filters)
+
+    def load_model(self, ref: str, *, trust: bool = False) -> LoadedModel:
+        """Load ``models:/name@alias`` (or ``name``, ``name/3``…), verified and ready."""
+        from modelplane.registry.signature import Signature
+        from modelplane.runtimes import load_runtime
+
+        version = self.platform.registry.resolve(ref)
+        path = self.platform.artifacts.fetch(
+            version.digest,
+            name=version.artifact_name,
+            owner=f"{version.model}/{version.version}",
+        )
+        runtime = load_runtime(version.flavor, path, trust=trust)
+        signature = Signature.from_dict(version.signature) if version.signature else None
+        return LoadedModel(version=version, runtime=runtime, signature=signature)
+
+
+_default: Client | None = None
+_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """The process-wide client the module-level functions use, built on first use."""
+    global _default
+    with _lock:
+        if _default is None:
+            _default = Client()
+        return _default
+
+
+def log_model(model: Any, *, name: str, **kwargs: Any) -> ModelVersion:
+    """Save, store and register ``model`` as a new version of ``name`` (see Client.log_model)."""
+    return default_client().log_model(model, name=name, **kwargs)
+
+
+def load_model(ref: str, *, trust: bool = False) -> LoadedModel:
+    """Load a registered model: ``modelplane.load_model("models:/fraud@champion")``."""
+    return default_client().load_model(ref, trust=trust)

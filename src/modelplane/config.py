@@ -1,0 +1,99 @@
+"""Settings: ``MODELPLANE_*`` environment variables over an optional ``modelplane.toml``.
+
+Precedence, highest first: keyword arguments, environment variables, the TOML file
+(``$MODELPLANE_CONFIG`` or ``./modelplane.toml``; keys are the field names, at top level or under
+a ``[modelplane]`` table), then defaults. Only :mod:`modelplane.bootstrap` reads settings; every
+other module receives what it needs as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads ``modelplane.toml`` (or ``$MODELPLANE_CONFIG``) when present."""
+
+    def _load(self) -> dict[str, Any]:
+        explicit = os.environ.get("MODELPLANE_CONFIG")
+        path = Path(explicit) if explicit else Path("modelplane.toml")
+        if not path.is_file():
+            if explicit:
+                raise FileNotFoundError(f"MODELPLANE_CONFIG names {path}, which does not exist")
+            return {}
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+        section = data.get("modelplane", data)
+        return dict(section) if isinstance(section, dict) else {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._load().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        fields = set(self.settings_cls.model_fields)
+        return {k: v for k, v in self._load().items() if k in fields}
+
+
+class Settings(BaseSettings):
+    """Everything modelplane can be configured with. Defaults need no server at all."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELPLANE_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".modelplane"), description="Folder for the embedded database and artifacts."
+    )
+    db_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata database (default: SQLite file in home).",
+    )
+    artifacts: str | None = Field(
+        default=None,
+        description="Artifact store: a local folder or any fsspec URL (default: home/artifacts).",
+    )
+    require_auth: bool = Field(
+        default=False, description="Require a bearer token on read routes too."
+    )
+    cache_dir: str | None = Field(
+        default=None,
+        description="Local cache for artifacts fetched from a remote store (default: home/cache).",
+    )
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _expand_home(cls, value: Any) -> Any:
+        return Path(value).expanduser() if isinstance(value, str | Path) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def resolved_db_url(self) -> str:
+        """The database URL in force: the configured one, or a SQLite file in home."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.home / 'modelplane.db').absolute()}"
+
+    @property
+    def resolved_artifacts(self) -> str:
+        """The artifact store location in force: configured, or ``home/artifacts``."""
+        return self.artifacts or str((self.home / "artifacts").absolute())
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else (self.home / "cache").absolute()

@@ -1,0 +1,1 @@
+"""Relational metadata store: engine, tables, the SQL unit of work, Alembic migrations."""

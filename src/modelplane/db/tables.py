@@ -1,0 +1,162 @@
+"""The metadata schema: one SQLAlchemy ``MetaData`` for every capability's tables.
+
+Alembic migrations in ``migrations/versions`` create and change these tables; this module is
+the query-side description of them. Indexes follow the queries that must stay fast at tens of
+thousands of versions (keyset pages by version, tag and metric filters) without an ANALYZE.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "aliases",
+    "events",
+    "metadata",
+    "model_tags",
+    "models",
+    "tokens",
+    "version_metrics",
+    "version_tags",
+    "versions",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Timestamp = DateTime(timezone=True)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("tags", JSON, nullable=False),
+    Column("latest_version", Integer, nullable=False, default=0),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+model_tags = Table(
+    "model_tags",
+    metadata,
+    Column("model_id", BigId, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+Index("ix_model_tags_key_value", model_tags.c.key, model_tags.c.value)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("model_id", BigId, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("flavor", String(32), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("artifact_name", String(255), nullable=False),
+    Column("signature", JSON, nullable=True),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("lineage", JSON, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("run_id", String(128), nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+)
+Index(
+    "ix_versions_model_id_status_version",
+    versions.c.model_id,
+    versions.c.status,
+    versions.c.version,
+)
+Index("ix_versions_digest", versions.c.digest)
+
+version_tags = Table(
+    "version_tags",
+    metadata,
+    Column("model_id", BigId, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+Index(
+    "ix_version_tags_model_id_key_value_version",
+    version_tags.c.model_id,
+    version_tags.c.key,
+    version_tags.c.value,
+    version_tags.c.version,
+)
+
+version_metrics = Table(
+    "version_metrics",
+    metadata,
+    Column("model_id", BigId, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Float, nullable=False),
+)
+Index(
+    "ix_version_metrics_model_id_key_value",
+    version_metrics.c.model_id,
+    version_metrics.c.key,
+    version_metrics.c.value,
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("model_id", BigId, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    Column("alias", String(128), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("schema_version", Integer, nullable=False, default=1),
+    Column("aggregate_type", String(32), nullable=False),
+    Column("aggregate_id", String(255), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("occurred_at", Timestamp, nullable=False),
+    UniqueConstraint("aggregate_type", "aggregate_id", "sequence"),
+)
+Index("ix_events_type_id", events.c.type, events.c.id)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("revoked_at", Timestamp, nullable=True),
+)

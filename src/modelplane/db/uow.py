@@ -1,0 +1,119 @@
+"""The SQL unit of work: one transaction, the repositories that use it, and the outbox.
+
+On commit it writes every event the touched aggregates appended, numbered per aggregate, into
+the ``events`` table in the same transaction as the state change. On PostgreSQL it first takes
+an exclusive lock on ``events`` so ids are assigned in commit order and a relay tailing the table
+by id never skips a row committed late (the eventsourcing library explains the race).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.engine import Connection, RootTransaction
+
+from modelplane.auth.adapters import SqlTokenRepository
+from modelplane.core.messages import Event
+from modelplane.core.uow import HasEvents
+from modelplane.db import tables as t
+from modelplane.db.engine import WRITE
+from modelplane.registry.adapters.sql import SqlModelRepository
+
+__all__ = ["SqlUnitOfWork"]
+
+
+class SqlUnitOfWork:
+    """A write transaction. Use as ``with uow: …; uow.commit()``."""
+
+    conn: Connection
+    models: SqlModelRepository
+    tokens: SqlTokenRepository
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
+        self._engine = engine
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._tx: RootTransaction | None = None
+        self._seen: list[HasEvents] = []
+        self._committed: list[Event] = []
+        self.dialect = engine.dialect.name
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        self.conn = self._engine.connect().execution_options(**{WRITE: True})
+        self._tx = self.conn.begin()
+        self._seen = []
+        self.models = SqlModelRepository(self)
+        self.tokens = SqlTokenRepository(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._tx is not None and self._tx.is_active:
+                self._tx.rollback()
+        finally:
+            self._tx = None
+            self.conn.close()
+
+    def track(self, aggregate: HasEvents) -> None:
+        """Remember an aggregate so its events are written on commit."""
+        if not any(a is aggregate for a in self._seen):
+            self._seen.append(aggregate)
+
+    def commit(self) -> None:
+        assert self._tx is not None, "commit() outside 'with uow:'"
+        pending = [e for agg in self._seen for e in agg.events]
+        if pending:
+            self._write_events(pending)
+        self._tx.commit()
+        for agg in self._seen:
+            agg.events.clear()
+        self._committed.extend(pending)
+
+    def rollback(self) -> None:
+        if self._tx is not None and self._tx.is_active:
+            self._tx.rollback()
+
+    def collect_new_events(self) -> Iterator[Event]:
+        while self._committed:
+            yield self._committed.pop(0)
+
+    # -- outbox ----------------------------------------------------------------------------
+    def _write_events(self, pending: list[Event]) -> None:
+        if self.dialect == "postgresql":
+            self.conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
+        now = self.clock()
+        next_seq: dict[tuple[str, str], int] = {}
+        rows = []
+        for event in pending:
+            key = (event.aggregate_type, event.aggregate_id)
+            if key not in next_seq:
+                last = self.conn.execute(
+                    select(func.max(t.events.c.sequence)).where(
+                        t.events.c.aggregate_type == key[0], t.events.c.aggregate_id == key[1]
+                    )
+                ).scalar()
+                next_seq[key] = (last or 0) + 1
+            rows.append(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "type": event.type_name(),
+                    "schema_version": event.schema_version,
+                    "aggregate_type": key[0],
+                    "aggregate_id": key[1],
+                    "sequence": next_seq[key],
+                    "payload": event.payload(),
+                    "occurred_at": now,
+                }
+            )
+            next_seq[key] += 1
+        self.conn.execute(insert(t.events), rows)

@@ -1,0 +1,1 @@
+"""The event store: the append-only ``events`` table that every command writes to (outbox)."""

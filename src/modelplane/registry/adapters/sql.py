@@ -1,0 +1,215 @@
+"""SQL implementation of the registry repository (SQLite and PostgreSQL alike).
+
+Loads one model with its aliases and tags (never its versions), locks it for the transaction
+(``FOR UPDATE`` on PostgreSQL; SQLite writers already hold the database lock from
+``BEGIN IMMEDIATE``), and writes back only what changed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Row
+
+from modelplane.core.uow import HasEvents
+from modelplane.db import tables as t
+from modelplane.registry.model import Lineage, ModelVersion, RegisteredModel
+
+__all__ = ["SqlModelRepository", "aware", "row_to_version"]
+
+
+class _Tx(Protocol):
+    conn: Connection
+    dialect: str
+
+    def track(self, aggregate: HasEvents) -> None: ...
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; every time modelplane stores is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def row_to_version(name: str, row: Row[Any], aliases: tuple[str, ...] = ()) -> ModelVersion:
+    m = row._mapping
+    return ModelVersion(
+        model=name,
+        version=m["version"],
+        flavor=m["flavor"],
+        digest=m["digest"],
+        size=m["size"],
+        artifact_name=m["artifact_name"],
+        created_at=aware(m["created_at"]),
+        signature=m["signature"],
+        params=m["params"],
+        metrics=m["metrics"],
+        tags=m["tags"],
+        lineage=Lineage.from_dict(m["lineage"]),
+        description=m["description"],
+        status=m["status"],
+        aliases=aliases,
+    )
+
+
+class SqlModelRepository:
+    def __init__(self, tx: _Tx) -> None:
+        self._tx = tx
+        self._loaded: dict[str, tuple[dict[str, int], dict[str, str]]] = {}
+        self._version_tags: dict[tuple[str, int], dict[str, str]] = {}
+
+    @property
+    def _conn(self) -> Connection:
+        return self._tx.conn
+
+    def add(self, model: RegisteredModel) -> bool:
+        values = {
+            "name": model.name,
+            "description": model.description,
+            "tags": model.tags,
+            "latest_version": model.latest_version,
+            "created_at": model.created_at,
+            "updated_at": model.updated_at,
+        }
+        ins = pg_insert if self._tx.dialect == "postgresql" else sqlite_insert
+        stmt = ins(t.models).values(**values).on_conflict_do_nothing(index_elements=["name"])
+        result = self._conn.execute(stmt.returning(t.models.c.id))
+        row = result.first()
+        if row is None:
+            return False
+        model.id = row[0]
+        if model.tags:
+            self._conn.execute(
+                insert(t.model_tags),
+                [{"model_id": model.id, "key": k, "value": v} for k, v in model.tags.items()],
+            )
+        self._loaded[model.name] = ({}, dict(model.tags))
+        self._tx.track(model)
+        return True
+
+    def get(self, name: str) -> RegisteredModel | None:
+        stmt = select(t.models).where(t.models.c.name == name)
+        if self._tx.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        row = self._conn.execute(stmt).first()
+        if row is None:
+            return None
+        m = row._mapping
+        alias_rows = self._conn.execute(
+            select(t.aliases.c.alias, t.aliases.c.version).where(t.aliases.c.model_id == m["id"])
+        ).all()
+        model = RegisteredModel(
+            id=m["id"],
+            name=m["name"],
+            description=m["description"],
+            tags=dict(m["tags"]),
+            latest_version=m["latest_version"],
+            aliases=dict(alias_rows),
+            created_at=aware(m["created_at"]),
+            updated_at=aware(m["updated_at"]),
+        )
+        self._loaded[name] = (dict(model.aliases), dict(model.tags))
+        self._tx.track(model)
+        return model
+
+    def save(self, model: RegisteredModel) -> None:
+        old_aliases, old_tags = self._loaded.get(model.name, ({}, {}))
+        self._conn.execute(
+            update(t.models)
+            .where(t.models.c.id == model.id)
+            .values(
+                description=model.description,
+                tags=model.tags,
+                latest_version=model.latest_version,
+                updated_at=model.updated_at,
+            )
+        )
+        self._sync(
+            t.aliases,
+            {"model_id": model.id},
+            "alias",
+            "version",
+            old_aliases,
+            model.aliases,
+        )
+        self._sync(t.model_tags, {"model_id": model.id}, "key", "value", old_tags, model.tags)
+        self._loaded[model.name] = (dict(model.aliases), dict(model.tags))
+
+    def add_version(self, model: RegisteredModel, version: ModelVersion) -> None:
+        self._conn.execute(
+            insert(t.versions).values(
+                model_id=model.id,
+                version=version.version,
+                status=version.status,
+                flavor=version.flavor,
+                digest=version.digest,
+                size=version.size,
+                artifact_name=version.artifact_name,
+                signature=version.signature,
+                params=version.params,
+                metrics=version.metrics,
+                tags=version.tags,
+                lineage=version.lineage.to_dict(),
+                description=version.description,
+                run_id=version.lineage.run_id,
+                created_at=version.created_at,
+            )
+        )
+        key = {"model_id": model.id, "version": version.version}
+        if version.tags:
+            self._conn.execute(
+                insert(t.version_tags),
+                [key | {"key": k, "value": v} for k, v in version.tags.items()],
+            )
+        if version.metrics:
+            self._conn.execute(
+                insert(t.version_metrics),
+                [key | {"key": k, "value": v} for k, v in version.metrics.items()],
+            )
+        self._version_tags[(model.name, version.version)] = dict(version.tags)
+
+    def get_version(self, model: RegisteredModel, number: int) -> ModelVersion | None:
+        row = self._conn.execute(
+            select(t.versions).where(
+                and_(t.versions.c.model_id == model.id, t.versions.c.version == number)
+            )
+        ).first()
+        if row is None:
+            return None
+        version = row_to_version(model.name, row)
+        self._version_tags[(model.name, number)] = dict(version.tags)
+        return version
+
+    def save_version(self, model: RegisteredModel, version: ModelVersion) -> None:
+        key = {"model_id": model.id, "version": version.version}
+        self._conn.execute(
+            update(t.versions)
+            .where(and_(t.versions.c.model_id == model.id, t.versions.c.version == version.version))
+            .values(status=version.status, tags=version.tags)
+        )
+        old = self._version_tags.get((model.name, version.version), {})
+        self._sync(t.version_tags, key, "key", "value", old, version.tags)
+        self._version_tags[(model.name, version.version)] = dict(version.tags)
+
+    def _sync(
+        self,
+        table: Any,
+        key: dict[str, Any],
+        key_col: str,
+        value_col: str,
+        old: dict[str, Any],
+        new: dict[str, Any],
+    ) -> None:
+        """Bring the rows of ``table`` under ``key`` from ``old`` to ``new``."""
+        where = [table.c[k] == v for k, v in key.items()]
+        gone = [k for k in old if k not in new or old[k] != new[k]]
+        if gone:
+            self._conn.execute(delete(table).where(*where, table.c[key_col].in_(gone)))
+        added = [k for k in new if k not in old or old[k] != new[k]]
+        if added:
+            self._conn.execute(
+                insert(table), [key | {key_col: k, value_col: new[k]} for k in added]
+            )

@@ -1,0 +1,375 @@
+"""The registry's domain: registered models, immutable versions, aliases, references.
+
+Plain dataclasses and rules, no I/O. :class:`RegisteredModel` is the aggregate: every change to
+a model, its aliases or its versions' status goes through one of its methods, which checks the
+rules and appends the event describing the change to ``events``. Versions are loaded one at a
+time (never all of them: a model may have tens of thousands).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from modelplane.core.messages import Event
+from modelplane.errors import Conflict, InvalidInput, InvalidName, VersionInUse
+from modelplane.registry.events import (
+    AliasRemoved,
+    AliasSet,
+    ModelRegistered,
+    ModelVersionRegistered,
+    TagDeleted,
+    TagSet,
+    VersionArchived,
+    VersionRestored,
+)
+
+__all__ = [
+    "DataSource",
+    "Lineage",
+    "ModelVersion",
+    "Reference",
+    "RegisteredModel",
+    "Status",
+    "parse_reference",
+    "validate_alias",
+    "validate_name",
+    "validate_tags",
+]
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
+TAG_KEY_RE = re.compile(r"[A-Za-z0-9_.:/-][A-Za-z0-9_.:/ -]{0,249}")
+RESERVED_ALIASES = frozenset({"latest"})
+MAX_TAG_VALUE = 5000
+
+Status = Literal["ready", "archived"]
+
+
+def validate_name(name: str, *, field: str = "name") -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidName(
+            f"invalid {field} {name!r}: use 1-128 characters of a-z, 0-9, '.', '_', '-', "
+            "starting with a letter or digit",
+            field=field,
+        )
+    return name
+
+
+def validate_alias(alias: str) -> str:
+    validate_name(alias, field="alias")
+    if alias in RESERVED_ALIASES or alias.isdigit():
+        raise InvalidName(
+            f"invalid alias {alias!r}: 'latest' and numbers are reserved for references",
+            field="alias",
+        )
+    return alias
+
+
+def validate_tags(tags: dict[str, str], *, field: str = "tags") -> dict[str, str]:
+    for key, value in tags.items():
+        if not isinstance(key, str) or not TAG_KEY_RE.fullmatch(key):
+            raise InvalidInput(f"invalid tag key {key!r}", field=f"{field}.{key}")
+        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
+            raise InvalidInput(
+                f"tag {key!r} must be a string of at most {MAX_TAG_VALUE} characters",
+                field=f"{field}.{key}",
+            )
+    return tags
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A data set a version was trained on: where it is and the hash of what was read."""
+
+    uri: str
+    hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a version came from."""
+
+    data_sources: tuple[DataSource, ...] = ()
+    parent_version: int | None = None
+    run_id: str | None = None
+    code_commit: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"data_sources": [asdict(d) for d in self.data_sources]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Lineage:
+        if not data:
+            return cls()
+        if not isinstance(data, dict):
+            raise InvalidInput("lineage must be an object", field="lineage")
+        sources = []
+        for i, src in enumerate(data.get("data_sources") or ()):
+            if isinstance(src, str):
+                src = {"uri": src}
+            if not isinstance(src, dict) or not isinstance(src.get("uri"), str):
+                raise InvalidInput(
+                    "each data source needs a 'uri'", field=f"lineage.data_sources[{i}]"
+                )
+            sources.append(DataSource(uri=src["uri"], hash=src.get("hash")))
+        parent = data.get("parent_version")
+        if parent is not None and (not isinstance(parent, int) or parent < 1):
+            raise InvalidInput("parent_version must be a positive integer", field="lineage")
+        unknown = set(data) - {"data_sources", "parent_version", "run_id", "code_commit"}
+        if unknown:
+            raise InvalidInput(f"unknown lineage field(s): {sorted(unknown)}", field="lineage")
+        return cls(
+            data_sources=tuple(sources),
+            parent_version=parent,
+            run_id=data.get("run_id"),
+            code_commit=data.get("code_commit"),
+        )
+
+
+@dataclass
+class ModelVersion:
+    """One immutable version. Only ``status`` and ``tags`` change after creation."""
+
+    model: str
+    version: int
+    flavor: str
+    digest: str
+    size: int
+    artifact_name: str
+    created_at: datetime
+    signature: dict[str, Any] | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    lineage: Lineage = field(default_factory=Lineage)
+    description: str = ""
+    status: Status = "ready"
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.model}/{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.model,
+            "version": self.version,
+            "uri": self.uri,
+            "status": self.status,
+            "flavor": self.flavor,
+            "digest": self.digest,
+            "size": self.size,
+            "artifact_name": self.artifact_name,
+            "signature": self.signature,
+            "params": self.params,
+            "metrics": self.metrics,
+            "tags": self.tags,
+            "lineage": self.lineage.to_dict(),
+            "description": self.description,
+            "aliases": list(self.aliases),
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass
+class RegisteredModel:
+    """The aggregate: a model, its aliases, its version counter and its tags."""
+
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    latest_version: int = 0
+    aliases: dict[str, int] = field(default_factory=dict)
+    id: int | None = None
+    events: list[Event] = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def create(
+        cls, name: str, *, description: str, tags: dict[str, str], now: datetime
+    ) -> RegisteredModel:
+        validate_name(name)
+        validate_tags(tags)
+        model = cls(name=name, created_at=now, updated_at=now, description=description, tags=tags)
+        model.events.append(ModelRegistered(model=name, description=description, tags=dict(tags)))
+        return model
+
+    def add_version(
+        self,
+        *,
+        flavor: str,
+        digest: str,
+        size: int,
+        artifact_name: str,
+        signature: dict[str, Any] | None,
+        params: dict[str, str],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        lineage: Lineage,
+        description: str,
+        now: datetime,
+    ) -> ModelVersion:
+        validate_tags(tags)
+        for key, value in metrics.items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise InvalidInput(f"metric {key!r} must be a number", field=f"metrics.{key}")
+        parent = lineage.parent_version
+        if parent is not None and parent > self.latest_version:
+            raise InvalidInput(
+                f"lineage.parent_version {parent} does not exist for model {self.name!r}",
+                field="lineage.parent_version",
+            )
+        self.latest_version += 1
+        self.updated_at = now
+        version = ModelVersion(
+            model=self.name,
+            version=self.latest_version,
+            flavor=flavor,
+            digest=digest,
+            size=size,
+            artifact_name=artifact_name,
+            created_at=now,
+            signature=signature,
+            params={k: str(v) for k, v in params.items()},
+            metrics={k: float(v) for k, v in metrics.items()},
+            tags=dict(tags),
+            lineage=lineage,
+            description=description,
+        )
+        self.events.append(
+            ModelVersionRegistered(
+                model=self.name,
+                version=version.version,
+                flavor=flavor,
+                digest=digest,
+                size=size,
+                run_id=lineage.run_id,
+                parent_version=parent,
+            )
+        )
+        return version
+
+    def set_alias(self, alias: str, version: ModelVersion, *, now: datetime) -> None:
+        validate_alias(alias)
+        if version.status != "ready":
+            raise Conflict(
+                f"{self.name}/{version.version} is {version.status}; only a ready version "
+                "can carry an alias",
+                field="version",
+            )
+        previous = self.aliases.get(alias)
+        if previous == version.version:
+            return
+        self.aliases[alias] = version.version
+        self.updated_at = now
+        self.events.append(
+            AliasSet(
+                model=self.name, alias=alias, version=version.version, previous_version=previous
+            )
+        )
+
+    def remove_alias(self, alias: str, *, now: datetime) -> int:
+        from modelplane.errors import AliasNotFound
+
+        if alias not in self.aliases:
+            raise AliasNotFound(f"model {self.name!r} has no alias {alias!r}", field="alias")
+        version = self.aliases.pop(alias)
+        self.updated_at = now
+        self.events.append(AliasRemoved(model=self.name, alias=alias, version=version))
+        return version
+
+    def archive(self, version: ModelVersion, *, now: datetime) -> None:
+        holding = sorted(a for a, v in self.aliases.items() if v == version.version)
+        if holding:
+            raise VersionInUse(
+                f"{self.name}/{version.version} cannot be archived: alias(es) "
+                f"{', '.join(holding)} point at it; move or remove them first",
+                field="version",
+            )
+        if version.status == "archived":
+            return
+        version.status = "archived"
+        self.updated_at = now
+        self.events.append(VersionArchived(model=self.name, version=version.version))
+
+    def restore(self, version: ModelVersion, *, now: datetime) -> None:
+        if version.status == "ready":
+            return
+        version.status = "ready"
+        self.updated_at = now
+        self.events.append(VersionRestored(model=self.name, version=version.version))
+
+    def set_tag(
+        self, key: str, value: str, *, version: ModelVersion | None = None, now: datetime
+    ) -> None:
+        validate_tags({key: value}, field="tag")
+        target = version.tags if version is not None else self.tags
+        if target.get(key) == value:
+            return
+        target[key] = value
+        self.updated_at = now
+        number = version.version if version is not None else None
+        self.events.append(TagSet(model=self.name, key=key, value=value, version=number))
+
+    def delete_tag(self, key: str, *, version: ModelVersion | None = None, now: datetime) -> None:
+        target = version.tags if version is not None else self.tags
+        if key not in target:
+            where = f"{self.name}/{version.version}" if version is not None else self.name
+            raise InvalidInput(f"{where} has no tag {key!r}", field="key")
+        del target[key]
+        self.updated_at = now
+        number = version.version if version is not None else None
+        self.events.append(TagDeleted(model=self.name, key=key, version=number))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "tags": self.tags,
+            "latest_version": self.latest_version,
+            "aliases": self.aliases,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``name`` (champion, else latest ready), ``name@alias``, ``name@latest`` or ``name/3``."""
+
+    name: str
+    alias: str | None = None
+    version: int | None = None
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}/{self.version}"
+        if self.alias is not None:
+            return f"{self.name}@{self.alias}"
+        return self.name
+
+
+def parse_reference(ref: str) -> Reference:
+    """Parse ``name``, ``name@alias``, ``name/3`` or a ``models:/…`` URI of one of them."""
+    if not isinstance(ref, str) or not ref:
+        raise InvalidInput("a model reference is required", field="model")
+    text = ref.removeprefix("models:/").removeprefix("models:")
+    if "@" in text:
+        name, _, alias = text.partition("@")
+        validate_name(name)
+        if alias != "latest":
+            validate_alias(alias)
+        return Reference(name=name, alias=alias)
+    if "/" in text:
+        name, _, number = text.partition("/")
+        validate_name(name)
+        if not number.isdigit() or int(number) < 1:
+            raise InvalidInput(
+                f"invalid version {number!r} in reference {ref!r}: expected a positive integer",
+                field="version",
+            )
+        return Reference(name=name, version=int(number))
+    return Reference(name=validate_name(text))

@@ -1,0 +1,150 @@
+"""Model runtimes: save a model as one safe file, tell its flavor, load it back ready to predict.
+
+    detect_flavor(model)              "sklearn", "xgboost", "lightgbm", "torch", "onnx", "pyfunc"
+    save_model(model, dest_dir)       → SavedModel(flavor, path): one file inside dest_dir
+    guess_flavor(path)                the flavor of a saved file, from its name or first bytes
+    load_runtime(flavor, path)        → Runtime with predict / predict_proba
+
+Importing this package imports no engine: each flavor's module (and its engine) is imported
+the first time a model of that flavor is saved or loaded.
+"""
+
+from __future__ import annotations
+
+import types
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from modelplane.errors import ArtifactMissing, InvalidInput
+from modelplane.runtimes.base import FLAVORS, Runtime, SavedModel, flavor_module
+
+__all__ = [
+    "FLAVORS",
+    "Runtime",
+    "SavedModel",
+    "detect_flavor",
+    "guess_flavor",
+    "load_runtime",
+    "save_model",
+]
+
+# top-level package of a class in the model's MRO → flavor
+_PACKAGES = {
+    "sklearn": "sklearn",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "torch": "torch",
+    "onnx": "onnx",
+}
+# file-name endings → flavor, longest first where they overlap
+_SUFFIXES = (
+    (".pyfunc.json", "pyfunc"),
+    (".torchscript.pt", "torch"),
+    (".pt2", "torch"),
+    (".lgb.txt", "lightgbm"),
+    (".skops", "sklearn"),
+    (".onnx", "onnx"),
+    (".ubj", "xgboost"),
+    (".pkl", "sklearn"),
+    (".pickle", "sklearn"),
+    (".joblib", "sklearn"),
+)
+PICKLE_MAGIC = b"\x80"
+ZIP_MAGIC = b"PK\x03\x04"
+ONNX_MAGIC = b"\x08"  # protobuf field 1 (ir_version), varint
+
+
+def detect_flavor(model: object) -> str:
+    """The flavor of an in-memory model, from its class's modules (no framework is imported)."""
+    if isinstance(model, types.FunctionType):
+        return "pyfunc"
+    if isinstance(model, bytes | bytearray):
+        if model[:1] == ONNX_MAGIC:
+            return "onnx"
+        raise InvalidInput(
+            "these bytes are not an ONNX model; pass the model object instead", field="model"
+        )
+    for cls in type(model).__mro__:
+        flavor = _PACKAGES.get(cls.__module__.split(".")[0])
+        if flavor:
+            return flavor
+    raise InvalidInput(
+        f"cannot tell the flavor of a {type(model).__module__}.{type(model).__qualname__}; "
+        f"supported: {', '.join(sorted(FLAVORS))}",
+        field="model",
+    )
+
+
+def save_model(
+    model: Any, dest_dir: Path, *, flavor: str | None = None, input_example: Any = None
+) -> SavedModel:
+    """Write ``model`` as one file inside ``dest_dir`` (created if missing) in a safe format."""
+    flavor = flavor or detect_flavor(model)
+    module = flavor_module(flavor)
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    return SavedModel(flavor=flavor, path=module.save(model, dest_dir, input_example=input_example))
+
+
+def guess_flavor(path: Path) -> str:
+    """The flavor of a saved model file, from its name or, failing that, its first bytes."""
+    path = _model_file(Path(path))
+    name = path.name.lower()
+    for suffix, flavor in _SUFFIXES:
+        if name.endswith(suffix):
+            return flavor
+    with path.open("rb") as f:
+        head = f.read(512)
+    if head[:1] == PICKLE_MAGIC:
+        return "sklearn"  # a pickle: loading it needs trust=True
+    if head.split(b"\n", 1)[0].strip() == b"tree":
+        return "lightgbm"
+    if name.endswith(".json") and b'"learner"' in head:
+        return "xgboost"
+    if head[:4] == ZIP_MAGIC:
+        in_zip = _zip_flavor(path)
+        if in_zip:
+            return in_zip
+    raise InvalidInput(
+        f"cannot tell the flavor of {path.name}; name it explicitly (one of "
+        f"{', '.join(sorted(FLAVORS))})",
+        field="flavor",
+    )
+
+
+def load_runtime(flavor: str, path: Path, *, trust: bool = False) -> Runtime:
+    """Load the model file at ``path`` (or the one model file in that folder).
+
+    ``trust=True`` allows pickles and skops files holding non-scikit-learn types: only for files
+    you made.
+    """
+    module = flavor_module(flavor)
+    return module.load(_model_file(Path(path)), trust=trust)
+
+
+def _model_file(path: Path) -> Path:
+    if not path.exists():
+        raise ArtifactMissing(f"no model file at {path}")
+    if not path.is_dir():
+        return path
+    files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if len(files) != 1:
+        found = ", ".join(sorted(p.name for p in files)) or "nothing"
+        raise InvalidInput(f"{path} must hold exactly one model file; found {found}")
+    return files[0]
+
+
+def _zip_flavor(path: Path) -> str | None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        return None
+    if "schema.json" in names:
+        return "sklearn"
+    if any(n.endswith("/archive_format") for n in names):
+        return "torch"  # torch.export
+    if any("/code/" in n for n in names) and any(n.endswith("/constants.pkl") for n in names):
+        return "torch"  # TorchScript
+    return None

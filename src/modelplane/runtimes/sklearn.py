@@ -1,0 +1,137 @@
+"""scikit-learn: saved with skops' safe format; a pickle or joblib file only with ``trust=True``.
+
+A ``.skops`` file is a zip of JSON and arrays: loading it builds objects without running pickle.
+skops trusts most scikit-learn types on its own; the others it lists (tree internals such as
+``sklearn.tree._tree.Tree`` among them) are accepted when they come from scikit-learn, numpy or
+scipy, or are plain containers. Any other type (a user's own class or function) is code that would
+be imported and run, so it needs ``trust=True``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelplane.errors import InvalidInput, UntrustedArtifact
+from modelplane.runtimes.base import import_engine, no_proba, to_frame
+
+__all__ = ["SklearnRuntime", "load", "save", "untrusted_types"]
+
+FLAVOR = "sklearn"
+FILE_NAME = "model.skops"
+ZIP_MAGIC = b"PK\x03\x04"
+_SAFE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+_SAFE_CONTAINERS = frozenset(
+    {
+        "builtins.bool",
+        "builtins.bytes",
+        "builtins.complex",
+        "builtins.dict",
+        "builtins.float",
+        "builtins.frozenset",
+        "builtins.int",
+        "builtins.list",
+        "builtins.NoneType",
+        "builtins.set",
+        "builtins.slice",
+        "builtins.str",
+        "builtins.tuple",
+        "collections.Counter",
+        "collections.OrderedDict",
+        "collections.defaultdict",
+        "collections.deque",
+    }
+)
+# Functions under the trusted prefixes that read files or load code: a FunctionTransformer
+# holding one of them would call it at predict time.
+_DENIED_PREFIXES = (
+    "numpy.load",
+    "numpy.lib.npyio",
+    "numpy.lib._npyio_impl",
+    "numpy.ctypeslib",
+    "numpy.f2py",
+    "numpy.testing",
+    "numpy.fromfile",
+    "numpy.loadtxt",
+    "numpy.genfromtxt",
+    "numpy.memmap",
+    "sklearn.utils._testing",
+    "sklearn.externals",
+)
+
+
+class SklearnRuntime:
+    """A fitted scikit-learn estimator or pipeline."""
+
+    flavor = FLAVOR
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._predict = model.predict
+        self._predict_proba = getattr(model, "predict_proba", None)
+
+    @property
+    def has_proba(self) -> bool:
+        return self._predict_proba is not None
+
+    def predict(self, batch: Any) -> np.ndarray[Any, Any]:
+        return np.asarray(self._predict(to_frame(batch)))
+
+    def predict_proba(self, batch: Any) -> np.ndarray[Any, Any]:
+        if self._predict_proba is None:
+            raise no_proba(FLAVOR, type(self.model).__name__)
+        return np.asarray(self._predict_proba(to_frame(batch)))
+
+
+def save(model: Any, dest_dir: Path, *, input_example: Any = None) -> Path:
+    sio = import_engine("skops.io", "sklearn")
+    path = dest_dir / FILE_NAME
+    sio.dump(model, path)
+    return path
+
+
+def load(path: Path, *, trust: bool = False) -> SklearnRuntime:
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head != ZIP_MAGIC:  # anything that is not a skops zip is taken for a pickle
+        return SklearnRuntime(_load_pickle(path, trust=trust))
+    sio = import_engine("skops.io", "sklearn")
+    untrusted = untrusted_types(path)
+    unsafe = [t for t in untrusted if not _is_safe(t)]
+    if unsafe and not trust:
+        raise UntrustedArtifact(
+            f"{path.name} holds types outside scikit-learn, numpy and scipy: {', '.join(unsafe)}; "
+            "loading them imports and runs their code. Pass trust=True / --trust only for "
+            "files you made"
+        )
+    return SklearnRuntime(sio.load(path, trusted=untrusted))
+
+
+def untrusted_types(path: Path) -> list[str]:
+    """The types in a ``.skops`` file that skops does not trust by default."""
+    sio = import_engine("skops.io", "sklearn")
+    try:
+        types: list[str] = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # a zip that is not a skops file: skops raises several kinds
+        raise InvalidInput(f"{path.name} is not a readable skops file: {exc}") from exc
+    return types
+
+
+def _is_safe(type_name: str) -> bool:
+    if type_name in _SAFE_CONTAINERS:
+        return True
+    if any(type_name == p or type_name.startswith(p + ".") for p in _DENIED_PREFIXES):
+        return False
+    return type_name.startswith(_SAFE_PREFIXES)
+
+
+def _load_pickle(path: Path, *, trust: bool) -> Any:
+    if not trust:
+        raise UntrustedArtifact(
+            f"{path.name} is a pickle; pickles run code when loaded; pass trust=True / --trust "
+            "only for files you made (save scikit-learn models with skops instead)"
+        )
+    joblib = import_engine("joblib", "sklearn")
+    return joblib.load(path)  # joblib reads plain pickles as well as its own files

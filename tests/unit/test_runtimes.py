@@ -1,0 +1,458 @@
+"""Runtimes: detect, save, guess, load and predict for every flavor; the safety rules."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from modelplane.errors import (
+    ArtifactMissing,
+    DependencyMissing,
+    InvalidInput,
+    UntrustedArtifact,
+)
+from modelplane.runtimes import (
+    FLAVORS,
+    Runtime,
+    SavedModel,
+    detect_flavor,
+    guess_flavor,
+    load_runtime,
+    save_model,
+)
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def double_sum(batch: Any) -> Any:
+    """A module-level function: a valid pyfunc model."""
+    return np.asarray(batch).sum(axis=1) * 2
+
+
+class SumRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """A custom estimator outside scikit-learn: skops cannot vouch for it."""
+
+    def fit(self, X: Any, y: Any) -> SumRegressor:  # noqa: N803
+        self.fitted_ = True
+        return self
+
+    def predict(self, X: Any) -> Any:  # noqa: N803
+        return np.asarray(X).sum(axis=1)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))  # noqa: N806
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int64)
+    return X, y
+
+
+def round_trip(
+    model: Any, tmp_path: Path, *, trust: bool = False, **kwargs: Any
+) -> tuple[SavedModel, Runtime]:
+    saved = save_model(model, tmp_path / "artifact", **kwargs)
+    flavor = guess_flavor(saved.path)
+    assert flavor == saved.flavor
+    return saved, load_runtime(flavor, saved.path, trust=trust)
+
+
+class TestDetectFlavor:
+    def test_sklearn_estimator_is_sklearn(self) -> None:
+        assert detect_flavor(LogisticRegression()) == "sklearn"
+
+    def test_custom_estimator_on_sklearn_base_is_sklearn(self) -> None:
+        assert detect_flavor(SumRegressor()) == "sklearn"
+
+    def test_module_level_function_is_pyfunc(self) -> None:
+        assert detect_flavor(double_sum) == "pyfunc"
+
+    def test_xgboost_wrapper_is_xgboost(self) -> None:
+        xgb = pytest.importorskip("xgboost")
+        assert detect_flavor(xgb.XGBClassifier()) == "xgboost"
+
+    def test_lightgbm_wrapper_is_lightgbm(self) -> None:
+        lgb = pytest.importorskip("lightgbm")
+        assert detect_flavor(lgb.LGBMClassifier()) == "lightgbm"
+
+    def test_torch_module_is_torch(self) -> None:
+        torch = pytest.importorskip("torch")
+        assert detect_flavor(torch.nn.Linear(2, 1)) == "torch"
+
+    def test_onnx_model_proto_is_onnx(self, onnx_model: Any) -> None:
+        assert detect_flavor(onnx_model) == "onnx"
+
+    def test_onnx_bytes_are_onnx(self, onnx_model: Any) -> None:
+        assert detect_flavor(onnx_model.SerializeToString()) == "onnx"
+
+    def test_unknown_object_is_refused(self) -> None:
+        with pytest.raises(InvalidInput, match="cannot tell the flavor"):
+            detect_flavor(object())
+
+
+class TestSklearn:
+    def test_round_trip_gives_the_same_predictions(self, data: Any, tmp_path: Path) -> None:
+        X, y = data  # noqa: N806
+        model = LogisticRegression().fit(X, y)
+        saved, runtime = round_trip(model, tmp_path)
+        assert saved.path.name == "model.skops"
+        np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+
+    def test_predict_proba_matches_the_original(self, data: Any, tmp_path: Path) -> None:
+        X, y = data  # noqa: N806
+        model = LogisticRegression().fit(X, y)
+        _, runtime = round_trip(model, tmp_path)
+        assert runtime.has_proba
+        np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X))
+
+    def test_tree_ensemble_loads_without_trust(self, data: Any, tmp_path: Path) -> None:
+        X, y = data  # noqa: N806
+        model = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(X, y)
+        _, runtime = round_trip(model, tmp_path)
+        np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X))
+
+    def test_dict_of_columns_reaches_a_dataframe_model(self, data: Any, tmp_path: Path) -> None:
+        X, y = data  # noqa: N806
+        frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+        model = LogisticRegression().fit(frame, y)
+        _, runtime = round_trip(model, tmp_path)
+        columns = {name: frame[name].to_numpy() for name in frame.columns}
+        np.testing.assert_array_equal(runtime.predict(columns), model.predict(frame))
+
+    def test_regressor_has_no_predict_proba(self, data: Any, tmp_path: Path) -> None:
+        X, y = data  # noqa: N806
+        _, runtime = round_trip(LinearRegression().fit(X, y), tmp_path)
+        assert not runtime.has_proba
+        with pytest.raises(InvalidInput, match="no predict_proba"):
+            runtime.predict_proba(X)
+
+    def test_custom_type_in_skops_file_is_refused_without_trust(
+        self, data: Any, tmp_path: Path
+    ) -> None:
+        X, y = data  # noqa: N806
+        saved = save_model(SumRegressor().fit(X, y), tmp_path)
+        with pytest.raises(UntrustedArtifact, match="SumRegressor"):
+            load_runtime("sklearn", saved.path)
+
+    def test_custom_type_in_skops_file_loads_with_trust(self, data: Any, tmp_path: Path) -> None:
+        X, y = data  # noqa: N806
+        saved = save_model(SumRegressor().fit(X, y), tmp_path)
+        runtime = load_runtime("sklearn", saved.path, trust=True)
+        np.testing.assert_allclose(runtime.predict(X), X.sum(axis=1))
+
+
+class TestPickle:
+    @pytest.fixture
+    def pickle_file(self, data: Any, tmp_path: Path) -> Path:
+        X, y = data  # noqa: N806
+        path = tmp_path / "model.pkl"
+        path.write_bytes(pickle.dumps(LogisticRegression().fit(X, y)))
+        return path
+
+    def test_pickle_file_is_guessed_as_sklearn(self, pickle_file: Path) -> None:
+        assert guess_flavor(pickle_file) == "sklearn"
+
+    def test_pickle_is_refused_without_trust(self, pickle_file: Path) -> None:
+        with pytest.raises(UntrustedArtifact, match="is a pickle"):
+            load_runtime("sklearn", pickle_file)
+
+    def test_pickle_is_loaded_with_trust(self, pickle_file: Path, data: Any) -> None:
+        X, _ = data  # noqa: N806
+        runtime = load_runtime("sklearn", pickle_file, trust=True)
+        assert runtime.predict(X).shape == (len(X),)
+
+    def test_pickle_is_detected_by_content_whatever_its_name(
+        self, pickle_file: Path, tmp_path: Path
+    ) -> None:
+        disguised = tmp_path / "model.skops"
+        disguised.write_bytes(pickle_file.read_bytes())
+        with pytest.raises(UntrustedArtifact):
+            load_runtime("sklearn", disguised)
+
+    def test_unnamed_pickle_is_guessed_from_its_header(
+        self, pickle_file: Path, tmp_path: Path
+    ) -> None:
+        unnamed = tmp_path / "blob"
+        unnamed.write_bytes(pickle_file.read_bytes())
+        assert guess_flavor(unnamed) == "sklearn"
+
+
+class TestXGBoost:
+    def test_classifier_round_trip_keeps_predict_and_proba(
+        self, data: Any, tmp_path: Path
+    ) -> None:
+        xgb = pytest.importorskip("xgboost")
+        X, y = data  # noqa: N806
+        model = xgb.XGBClassifier(n_estimators=5, max_depth=2).fit(X, y)
+        saved, runtime = round_trip(model, tmp_path)
+        assert saved.path.name == "model.xgbclassifier.ubj"
+        np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+        np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X))
+
+    def test_booster_round_trip_gives_the_same_predictions(
+        self, data: Any, tmp_path: Path
+    ) -> None:
+        xgb = pytest.importorskip("xgboost")
+        X, y = data  # noqa: N806
+        booster = xgb.train({"max_depth": 2}, xgb.DMatrix(X, label=y), num_boost_round=3)
+        saved, runtime = round_trip(booster, tmp_path)
+        assert saved.path.name == "model.ubj"
+        np.testing.assert_allclose(runtime.predict(X), booster.inplace_predict(X))
+        assert not runtime.has_proba
+
+
+class TestLightGBM:
+    def test_classifier_with_string_labels_keeps_its_labels(
+        self, data: Any, tmp_path: Path
+    ) -> None:
+        lgb = pytest.importorskip("lightgbm")
+        X, y = data  # noqa: N806
+        labels = np.where(y == 1, "fraud", "ok")
+        model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, labels)
+        saved, runtime = round_trip(model, tmp_path)
+        assert saved.path.name == "model.lgb.txt"
+        np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+
+    def test_binary_classifier_predict_proba_matches(self, data: Any, tmp_path: Path) -> None:
+        lgb = pytest.importorskip("lightgbm")
+        X, y = data  # noqa: N806
+        model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)
+        _, runtime = round_trip(model, tmp_path)
+        np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X))
+
+    def test_multiclass_predict_proba_matches(self, data: Any, tmp_path: Path) -> None:
+        lgb = pytest.importorskip("lightgbm")
+        X, _ = data  # noqa: N806
+        y3 = np.digitize(X[:, 0], [-0.5, 0.5])
+        model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y3)
+        _, runtime = round_trip(model, tmp_path)
+        np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X))
+        np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+
+    def test_regressor_round_trip_gives_the_same_predictions(
+        self, data: Any, tmp_path: Path
+    ) -> None:
+        lgb = pytest.importorskip("lightgbm")
+        X, _ = data  # noqa: N806
+        model = lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(X, X[:, 0])
+        _, runtime = round_trip(model, tmp_path)
+        np.testing.assert_allclose(runtime.predict(X), model.predict(X))
+        assert not runtime.has_proba
+
+
+@pytest.fixture(scope="module")
+def torch_model() -> Any:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+
+
+def torch_reference(model: Any, X: Any) -> Any:  # noqa: N803
+    import torch
+
+    with torch.no_grad():
+        return model(torch.as_tensor(X, dtype=torch.float32)).numpy()
+
+
+class TestTorch:
+    def test_exported_program_predicts_like_the_module(
+        self, torch_model: Any, data: Any, tmp_path: Path
+    ) -> None:
+        X, _ = data  # noqa: N806
+        saved, runtime = round_trip(torch_model, tmp_path, input_example=X[:1])
+        assert saved.path.name == "model.pt2"
+        np.testing.assert_allclose(runtime.predict(X), torch_reference(torch_model, X), rtol=1e-5)
+
+    def test_exported_program_takes_any_batch_size(
+        self, torch_model: Any, data: Any, tmp_path: Path
+    ) -> None:
+        X, _ = data  # noqa: N806
+        _, runtime = round_trip(torch_model, tmp_path, input_example=X[:8])
+        assert runtime.predict(X[:3]).shape == (3, 2)
+        assert runtime.predict(X[:1]).shape == (1, 2)
+
+    def test_module_without_input_example_is_refused(
+        self, torch_model: Any, tmp_path: Path
+    ) -> None:
+        with pytest.raises(InvalidInput, match="input_example"):
+            save_model(torch_model, tmp_path)
+
+    def test_torchscript_module_round_trips(
+        self, torch_model: Any, data: Any, tmp_path: Path
+    ) -> None:
+        import torch
+
+        X, _ = data  # noqa: N806
+        saved, runtime = round_trip(torch.jit.script(torch_model), tmp_path)
+        assert saved.path.name == "model.torchscript.pt"
+        np.testing.assert_allclose(runtime.predict(X), torch_reference(torch_model, X), rtol=1e-5)
+
+    def test_torch_has_no_predict_proba(
+        self, torch_model: Any, data: Any, tmp_path: Path
+    ) -> None:
+        X, _ = data  # noqa: N806
+        _, runtime = round_trip(torch_model, tmp_path, input_example=X[:2])
+        with pytest.raises(InvalidInput, match="no predict_proba"):
+            runtime.predict_proba(X)
+
+
+@pytest.fixture(scope="module")
+def onnx_model() -> Any:
+    """logits = X @ W + b, probabilities = softmax(logits), built with onnx.helper."""
+    onnx = pytest.importorskip("onnx")
+    helper, tp = onnx.helper, onnx.TensorProto
+    rng = np.random.default_rng(1)
+    weights = rng.normal(size=(4, 2)).astype(np.float32)
+    bias = np.array([0.1, -0.1], dtype=np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["X", "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "B"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
+        "linear",
+        [helper.make_tensor_value_info("X", tp.FLOAT, [None, 4])],
+        [
+            helper.make_tensor_value_info("logits", tp.FLOAT, [None, 2]),
+            helper.make_tensor_value_info("probabilities", tp.FLOAT, [None, 2]),
+        ],
+        [onnx.numpy_helper.from_array(weights, "W"), onnx.numpy_helper.from_array(bias, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    model.doc_string = "test"
+    return model
+
+
+def onnx_reference(model: Any, X: Any) -> Any:  # noqa: N803
+    from onnx import numpy_helper
+
+    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return X.astype(np.float32) @ weights["W"] + weights["B"]
+
+
+class TestOnnx:
+    def test_round_trip_predicts_the_first_output(
+        self, onnx_model: Any, data: Any, tmp_path: Path
+    ) -> None:
+        pytest.importorskip("onnxruntime")
+        X, _ = data  # noqa: N806
+        saved, runtime = round_trip(onnx_model, tmp_path)
+        assert saved.path.name == "model.onnx"
+        np.testing.assert_allclose(runtime.predict(X), onnx_reference(onnx_model, X), rtol=1e-5)
+
+    def test_probabilities_output_serves_predict_proba(
+        self, onnx_model: Any, data: Any, tmp_path: Path
+    ) -> None:
+        pytest.importorskip("onnxruntime")
+        X, _ = data  # noqa: N806
+        _, runtime = round_trip(onnx_model, tmp_path)
+        assert runtime.has_proba
+        np.testing.assert_allclose(runtime.predict_proba(X).sum(axis=1), 1.0, rtol=1e-5)
+
+    def test_dataframe_input_is_cast_to_the_declared_type(
+        self, onnx_model: Any, data: Any, tmp_path: Path
+    ) -> None:
+        pytest.importorskip("onnxruntime")
+        X, _ = data  # noqa: N806
+        _, runtime = round_trip(onnx_model, tmp_path)
+        out = runtime.predict(pd.DataFrame(X))  # float64 in, float32 model
+        np.testing.assert_allclose(out, onnx_reference(onnx_model, X), rtol=1e-5)
+
+
+class TestPyfunc:
+    def test_round_trip_calls_the_function(self, data: Any, tmp_path: Path) -> None:
+        X, _ = data  # noqa: N806
+        saved, runtime = round_trip(double_sum, tmp_path)
+        assert json.loads(saved.path.read_text()) == {
+            "entrypoint": f"{__name__}:double_sum"
+        }
+        np.testing.assert_allclose(runtime.predict(X), X.sum(axis=1) * 2)
+
+    def test_lambda_is_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(InvalidInput, match="lambda"):
+            save_model(lambda batch: batch, tmp_path)
+
+    def test_nested_function_is_refused(self, tmp_path: Path) -> None:
+        def inner(batch: Any) -> Any:
+            return batch
+
+        with pytest.raises(InvalidInput, match="nested"):
+            save_model(inner, tmp_path)
+
+    def test_standard_library_entrypoint_is_refused_without_trust(self, tmp_path: Path) -> None:
+        path = tmp_path / "model.pyfunc.json"
+        path.write_text(json.dumps({"entrypoint": "subprocess:getoutput"}))
+        with pytest.raises(UntrustedArtifact, match="standard-library"):
+            load_runtime("pyfunc", path)
+
+    def test_missing_module_is_a_dependency_error(self, tmp_path: Path) -> None:
+        path = tmp_path / "model.pyfunc.json"
+        path.write_text(json.dumps({"entrypoint": "no_such_module_here:f"}))
+        with pytest.raises(DependencyMissing):
+            load_runtime("pyfunc", path)
+
+
+class TestGuessAndLoad:
+    def test_lightgbm_text_is_guessed_from_its_first_line(self, tmp_path: Path) -> None:
+        path = tmp_path / "booster.txt"
+        path.write_text("tree\nversion=v4\n")
+        assert guess_flavor(path) == "lightgbm"
+
+    def test_unrecognised_file_asks_for_a_flavor(self, tmp_path: Path) -> None:
+        path = tmp_path / "model.bin"
+        path.write_bytes(b"\x00\x01 whatever")
+        with pytest.raises(InvalidInput, match="name it explicitly"):
+            guess_flavor(path)
+
+    def test_unknown_flavor_is_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(InvalidInput, match="unknown flavor"):
+            load_runtime("caffe", tmp_path)
+
+    def test_missing_file_is_artifact_missing(self, tmp_path: Path) -> None:
+        with pytest.raises(ArtifactMissing):
+            load_runtime("sklearn", tmp_path / "nope.skops")
+
+    def test_folder_with_one_model_file_is_loaded(self, data: Any, tmp_path: Path) -> None:
+        X, y = data  # noqa: N806
+        saved = save_model(LogisticRegression().fit(X, y), tmp_path / "m")
+        assert load_runtime(saved.flavor, tmp_path / "m").predict(X).shape == (len(X),)
+
+    def test_folder_with_two_files_is_refused(self, tmp_path: Path) -> None:
+        (tmp_path / "a.skops").write_bytes(b"")
+        (tmp_path / "b.skops").write_bytes(b"")
+        with pytest.raises(InvalidInput, match="exactly one"):
+            load_runtime("sklearn", tmp_path)
+
+    def test_every_flavor_has_a_module(self) -> None:
+        assert set(FLAVORS) == {"sklearn", "onnx", "xgboost", "lightgbm", "torch", "pyfunc"}
+
+
+class TestLazyImports:
+    def test_importing_runtimes_imports_no_engine(self) -> None:
+        engines = ["sklearn", "skops", "onnxruntime", "onnx", "xgboost", "lightgbm", "torch"]
+        code = (
+            "import sys, modelplane.runtimes, modelplane.registry.signature\n"
+            f"loaded = [m for m in {[*engines, 'pandas']!r} if m in sys.modules]\n"
+            "assert not loaded, loaded\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PYTHONPATH": str(SRC)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
