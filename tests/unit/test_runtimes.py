@@ -288,6 +288,7 @@ class TestTorch:
         with pytest.raises(InvalidInput, match="input_example"):
             save_model(torch_model, tmp_path)
 
+    @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
     def test_torchscript_module_round_trips(
         self, torch_model: Any, data: Any, tmp_path: Path
     ) -> None:

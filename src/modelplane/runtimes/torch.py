@@ -8,6 +8,7 @@ Loading uses ``torch.export.load`` or ``torch.jit.load`` only, never ``torch.loa
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,9 @@ def load(path: Path, *, trust: bool = False) -> TorchRuntime:
         names, dtypes = _program_inputs(program)
         return TorchRuntime(program.module(), names, dtypes)
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; we still load it
+            warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
     except RuntimeError as exc:
         raise InvalidInput(f"{path.name} is not a TorchScript file: {exc}") from exc
     module.eval()
