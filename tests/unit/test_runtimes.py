@@ -15,6 +15,8 @@ import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from modelplane.errors import (
     ArtifactMissing,
@@ -43,20 +45,27 @@ def double_sum(batch: Any) -> Any:
 class SumRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     """A custom estimator outside scikit-learn: skops cannot vouch for it."""
 
-    def fit(self, X: Any, y: Any) -> SumRegressor:  # noqa: N803
+    def fit(self, x: Any, y: Any) -> SumRegressor:
         self.fitted_ = True
         return self
 
-    def predict(self, X: Any) -> Any:  # noqa: N803
-        return np.asarray(X).sum(axis=1)
+    def predict(self, x: Any) -> Any:
+        return np.asarray(x).sum(axis=1)
 
 
 @pytest.fixture(scope="module")
 def data() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(120, 4))  # noqa: N806
-    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int64)
-    return X, y
+    x = rng.normal(size=(120, 4))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+    return x, y
+
+
+def renamed(path: Path) -> Path:
+    """The file under a name without extension, as a content-addressed store may keep it."""
+    blob = path.parent / "blob"
+    path.rename(blob)
+    return blob
 
 
 def round_trip(
@@ -103,61 +112,77 @@ class TestDetectFlavor:
 
 class TestSklearn:
     def test_round_trip_gives_the_same_predictions(self, data: Any, tmp_path: Path) -> None:
-        X, y = data  # noqa: N806
-        model = LogisticRegression().fit(X, y)
+        x, y = data
+        model = LogisticRegression().fit(x, y)
         saved, runtime = round_trip(model, tmp_path)
         assert saved.path.name == "model.skops"
-        np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+        np.testing.assert_array_equal(runtime.predict(x), model.predict(x))
 
     def test_predict_proba_matches_the_original(self, data: Any, tmp_path: Path) -> None:
-        X, y = data  # noqa: N806
-        model = LogisticRegression().fit(X, y)
+        x, y = data
+        model = LogisticRegression().fit(x, y)
         _, runtime = round_trip(model, tmp_path)
         assert runtime.has_proba
-        np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X))
+        np.testing.assert_allclose(runtime.predict_proba(x), model.predict_proba(x))
 
     def test_tree_ensemble_loads_without_trust(self, data: Any, tmp_path: Path) -> None:
-        X, y = data  # noqa: N806
-        model = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(X, y)
+        x, y = data
+        model = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(x, y)
         _, runtime = round_trip(model, tmp_path)
-        np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X))
+        np.testing.assert_allclose(runtime.predict_proba(x), model.predict_proba(x))
 
     def test_dict_of_columns_reaches_a_dataframe_model(self, data: Any, tmp_path: Path) -> None:
-        X, y = data  # noqa: N806
-        frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+        x, y = data
+        frame = pd.DataFrame(x, columns=["a", "b", "c", "d"])
         model = LogisticRegression().fit(frame, y)
         _, runtime = round_trip(model, tmp_path)
         columns = {name: frame[name].to_numpy() for name in frame.columns}
         np.testing.assert_array_equal(runtime.predict(columns), model.predict(frame))
 
     def test_regressor_has_no_predict_proba(self, data: Any, tmp_path: Path) -> None:
-        X, y = data  # noqa: N806
-        _, runtime = round_trip(LinearRegression().fit(X, y), tmp_path)
+        x, y = data
+        _, runtime = round_trip(LinearRegression().fit(x, y), tmp_path)
         assert not runtime.has_proba
         with pytest.raises(InvalidInput, match="no predict_proba"):
-            runtime.predict_proba(X)
+            runtime.predict_proba(x)
 
     def test_custom_type_in_skops_file_is_refused_without_trust(
         self, data: Any, tmp_path: Path
     ) -> None:
-        X, y = data  # noqa: N806
-        saved = save_model(SumRegressor().fit(X, y), tmp_path)
+        x, y = data
+        saved = save_model(SumRegressor().fit(x, y), tmp_path)
         with pytest.raises(UntrustedArtifact, match="SumRegressor"):
             load_runtime("sklearn", saved.path)
 
     def test_custom_type_in_skops_file_loads_with_trust(self, data: Any, tmp_path: Path) -> None:
-        X, y = data  # noqa: N806
-        saved = save_model(SumRegressor().fit(X, y), tmp_path)
+        x, y = data
+        saved = save_model(SumRegressor().fit(x, y), tmp_path)
         runtime = load_runtime("sklearn", saved.path, trust=True)
-        np.testing.assert_allclose(runtime.predict(X), X.sum(axis=1))
+        np.testing.assert_allclose(runtime.predict(x), x.sum(axis=1))
+
+
+class TestSkopsTrustedTypes:
+    @pytest.mark.parametrize("func", [np.load, eval], ids=["numpy.load", "builtins.eval"])
+    def test_file_reading_or_code_running_function_is_refused_without_trust(
+        self, func: Any, tmp_path: Path
+    ) -> None:
+        saved = save_model(FunctionTransformer(func=func), tmp_path)
+        with pytest.raises(UntrustedArtifact, match=func.__name__):
+            load_runtime("sklearn", saved.path)
+
+    def test_numpy_ufunc_in_a_pipeline_is_trusted(self, data: Any, tmp_path: Path) -> None:
+        x, y = data
+        model = make_pipeline(FunctionTransformer(np.tanh), LogisticRegression()).fit(x, y)
+        _, runtime = round_trip(model, tmp_path)
+        np.testing.assert_array_equal(runtime.predict(x), model.predict(x))
 
 
 class TestPickle:
     @pytest.fixture
     def pickle_file(self, data: Any, tmp_path: Path) -> Path:
-        X, y = data  # noqa: N806
+        x, y = data
         path = tmp_path / "model.pkl"
-        path.write_bytes(pickle.dumps(LogisticRegression().fit(X, y)))
+        path.write_bytes(pickle.dumps(LogisticRegression().fit(x, y)))
         return path
 
     def test_pickle_file_is_guessed_as_sklearn(self, pickle_file: Path) -> None:
@@ -168,9 +193,9 @@ class TestPickle:
             load_runtime("sklearn", pickle_file)
 
     def test_pickle_is_loaded_with_trust(self, pickle_file: Path, data: Any) -> None:
-        X, _ = data  # noqa: N806
+        x, _ = data
         runtime = load_runtime("sklearn", pickle_file, trust=True)
-        assert runtime.predict(X).shape == (len(X),)
+        assert runtime.predict(x).shape == (len(x),)
 
     def test_pickle_is_detected_by_content_whatever_its_name(
         self, pickle_file: Path, tmp_path: Path
@@ -189,26 +214,32 @@ class TestPickle:
 
 
 class TestXGBoost:
-    def test_classifier_round_trip_keeps_predict_and_proba(
-        self, data: Any, tmp_path: Path
-    ) -> None:
+    def test_classifier_round_trip_keeps_predict_and_proba(self, data: Any, tmp_path: Path) -> None:
         xgb = pytest.importorskip("xgboost")
-        X, y = data  # noqa: N806
-        model = xgb.XGBClassifier(n_estimators=5, max_depth=2).fit(X, y)
+        x, y = data
+        model = xgb.XGBClassifier(n_estimators=5, max_depth=2).fit(x, y)
         saved, runtime = round_trip(model, tmp_path)
         assert saved.path.name == "model.xgbclassifier.ubj"
-        np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
-        np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X))
+        np.testing.assert_array_equal(runtime.predict(x), model.predict(x))
+        np.testing.assert_allclose(runtime.predict_proba(x), model.predict_proba(x))
 
-    def test_booster_round_trip_gives_the_same_predictions(
+    def test_renamed_classifier_file_still_loads_as_a_classifier(
         self, data: Any, tmp_path: Path
     ) -> None:
         xgb = pytest.importorskip("xgboost")
-        X, y = data  # noqa: N806
-        booster = xgb.train({"max_depth": 2}, xgb.DMatrix(X, label=y), num_boost_round=3)
+        x, y = data
+        model = xgb.XGBClassifier(n_estimators=5, max_depth=2).fit(x, y)
+        blob = renamed(save_model(model, tmp_path).path)
+        runtime = load_runtime(guess_flavor(blob), blob)
+        np.testing.assert_allclose(runtime.predict_proba(x), model.predict_proba(x))
+
+    def test_booster_round_trip_gives_the_same_predictions(self, data: Any, tmp_path: Path) -> None:
+        xgb = pytest.importorskip("xgboost")
+        x, y = data
+        booster = xgb.train({"max_depth": 2}, xgb.DMatrix(x, label=y), num_boost_round=3)
         saved, runtime = round_trip(booster, tmp_path)
         assert saved.path.name == "model.ubj"
-        np.testing.assert_allclose(runtime.predict(X), booster.inplace_predict(X))
+        np.testing.assert_allclose(runtime.predict(x), booster.inplace_predict(x))
         assert not runtime.has_proba
 
 
@@ -217,37 +248,45 @@ class TestLightGBM:
         self, data: Any, tmp_path: Path
     ) -> None:
         lgb = pytest.importorskip("lightgbm")
-        X, y = data  # noqa: N806
+        x, y = data
         labels = np.where(y == 1, "fraud", "ok")
-        model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, labels)
+        model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(x, labels)
         saved, runtime = round_trip(model, tmp_path)
         assert saved.path.name == "model.lgb.txt"
-        np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+        np.testing.assert_array_equal(runtime.predict(x), model.predict(x))
 
     def test_binary_classifier_predict_proba_matches(self, data: Any, tmp_path: Path) -> None:
         lgb = pytest.importorskip("lightgbm")
-        X, y = data  # noqa: N806
-        model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)
+        x, y = data
+        model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(x, y)
         _, runtime = round_trip(model, tmp_path)
-        np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X))
+        np.testing.assert_allclose(runtime.predict_proba(x), model.predict_proba(x))
 
     def test_multiclass_predict_proba_matches(self, data: Any, tmp_path: Path) -> None:
         lgb = pytest.importorskip("lightgbm")
-        X, _ = data  # noqa: N806
-        y3 = np.digitize(X[:, 0], [-0.5, 0.5])
-        model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y3)
+        x, _ = data
+        y3 = np.digitize(x[:, 0], [-0.5, 0.5])
+        model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(x, y3)
         _, runtime = round_trip(model, tmp_path)
-        np.testing.assert_allclose(runtime.predict_proba(X), model.predict_proba(X))
-        np.testing.assert_array_equal(runtime.predict(X), model.predict(X))
+        np.testing.assert_allclose(runtime.predict_proba(x), model.predict_proba(x))
+        np.testing.assert_array_equal(runtime.predict(x), model.predict(x))
+
+    def test_renamed_classifier_file_keeps_its_labels(self, data: Any, tmp_path: Path) -> None:
+        lgb = pytest.importorskip("lightgbm")
+        x, y = data
+        model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(x, y + 10)
+        blob = renamed(save_model(model, tmp_path).path)
+        runtime = load_runtime(guess_flavor(blob), blob)
+        np.testing.assert_array_equal(runtime.predict(x), model.predict(x))
 
     def test_regressor_round_trip_gives_the_same_predictions(
         self, data: Any, tmp_path: Path
     ) -> None:
         lgb = pytest.importorskip("lightgbm")
-        X, _ = data  # noqa: N806
-        model = lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(X, X[:, 0])
+        x, _ = data
+        model = lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(x, x[:, 0])
         _, runtime = round_trip(model, tmp_path)
-        np.testing.assert_allclose(runtime.predict(X), model.predict(X))
+        np.testing.assert_allclose(runtime.predict(x), model.predict(x))
         assert not runtime.has_proba
 
 
@@ -258,29 +297,37 @@ def torch_model() -> Any:
     return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
 
 
-def torch_reference(model: Any, X: Any) -> Any:  # noqa: N803
+def torch_reference(model: Any, x: Any) -> Any:
     import torch
 
     with torch.no_grad():
-        return model(torch.as_tensor(X, dtype=torch.float32)).numpy()
+        return model(torch.as_tensor(x, dtype=torch.float32)).numpy()
 
 
 class TestTorch:
     def test_exported_program_predicts_like_the_module(
         self, torch_model: Any, data: Any, tmp_path: Path
     ) -> None:
-        X, _ = data  # noqa: N806
-        saved, runtime = round_trip(torch_model, tmp_path, input_example=X[:1])
+        x, _ = data
+        saved, runtime = round_trip(torch_model, tmp_path, input_example=x[:1])
         assert saved.path.name == "model.pt2"
-        np.testing.assert_allclose(runtime.predict(X), torch_reference(torch_model, X), rtol=1e-5)
+        np.testing.assert_allclose(runtime.predict(x), torch_reference(torch_model, x), rtol=1e-5)
 
     def test_exported_program_takes_any_batch_size(
         self, torch_model: Any, data: Any, tmp_path: Path
     ) -> None:
-        X, _ = data  # noqa: N806
-        _, runtime = round_trip(torch_model, tmp_path, input_example=X[:8])
-        assert runtime.predict(X[:3]).shape == (3, 2)
-        assert runtime.predict(X[:1]).shape == (1, 2)
+        x, _ = data
+        _, runtime = round_trip(torch_model, tmp_path, input_example=x[:8])
+        assert runtime.predict(x[:3]).shape == (3, 2)
+        assert runtime.predict(x[:1]).shape == (1, 2)
+
+    def test_renamed_exported_program_is_guessed_and_loaded(
+        self, torch_model: Any, data: Any, tmp_path: Path
+    ) -> None:
+        x, _ = data
+        blob = renamed(save_model(torch_model, tmp_path, input_example=x[:2]).path)
+        runtime = load_runtime(guess_flavor(blob), blob)
+        np.testing.assert_allclose(runtime.predict(x), torch_reference(torch_model, x), rtol=1e-5)
 
     def test_module_without_input_example_is_refused(
         self, torch_model: Any, tmp_path: Path
@@ -294,23 +341,21 @@ class TestTorch:
     ) -> None:
         import torch
 
-        X, _ = data  # noqa: N806
+        x, _ = data
         saved, runtime = round_trip(torch.jit.script(torch_model), tmp_path)
         assert saved.path.name == "model.torchscript.pt"
-        np.testing.assert_allclose(runtime.predict(X), torch_reference(torch_model, X), rtol=1e-5)
+        np.testing.assert_allclose(runtime.predict(x), torch_reference(torch_model, x), rtol=1e-5)
 
-    def test_torch_has_no_predict_proba(
-        self, torch_model: Any, data: Any, tmp_path: Path
-    ) -> None:
-        X, _ = data  # noqa: N806
-        _, runtime = round_trip(torch_model, tmp_path, input_example=X[:2])
+    def test_torch_has_no_predict_proba(self, torch_model: Any, data: Any, tmp_path: Path) -> None:
+        x, _ = data
+        _, runtime = round_trip(torch_model, tmp_path, input_example=x[:2])
         with pytest.raises(InvalidInput, match="no predict_proba"):
-            runtime.predict_proba(X)
+            runtime.predict_proba(x)
 
 
 @pytest.fixture(scope="module")
 def onnx_model() -> Any:
-    """logits = X @ W + b, probabilities = softmax(logits), built with onnx.helper."""
+    """logits = x @ W + b, probabilities = softmax(logits), built with onnx.helper."""
     onnx = pytest.importorskip("onnx")
     helper, tp = onnx.helper, onnx.TensorProto
     rng = np.random.default_rng(1)
@@ -318,12 +363,12 @@ def onnx_model() -> Any:
     bias = np.array([0.1, -0.1], dtype=np.float32)
     graph = helper.make_graph(
         [
-            helper.make_node("MatMul", ["X", "W"], ["xw"]),
+            helper.make_node("MatMul", ["x", "W"], ["xw"]),
             helper.make_node("Add", ["xw", "B"], ["logits"]),
             helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
         ],
         "linear",
-        [helper.make_tensor_value_info("X", tp.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("x", tp.FLOAT, [None, 4])],
         [
             helper.make_tensor_value_info("logits", tp.FLOAT, [None, 2]),
             helper.make_tensor_value_info("probabilities", tp.FLOAT, [None, 2]),
@@ -337,11 +382,11 @@ def onnx_model() -> Any:
     return model
 
 
-def onnx_reference(model: Any, X: Any) -> Any:  # noqa: N803
+def onnx_reference(model: Any, x: Any) -> Any:
     from onnx import numpy_helper
 
     weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    return X.astype(np.float32) @ weights["W"] + weights["B"]
+    return x.astype(np.float32) @ weights["W"] + weights["B"]
 
 
 class TestOnnx:
@@ -349,38 +394,40 @@ class TestOnnx:
         self, onnx_model: Any, data: Any, tmp_path: Path
     ) -> None:
         pytest.importorskip("onnxruntime")
-        X, _ = data  # noqa: N806
+        x, _ = data
         saved, runtime = round_trip(onnx_model, tmp_path)
         assert saved.path.name == "model.onnx"
-        np.testing.assert_allclose(runtime.predict(X), onnx_reference(onnx_model, X), rtol=1e-5)
+        np.testing.assert_allclose(runtime.predict(x), onnx_reference(onnx_model, x), rtol=1e-5)
+
+    def test_renamed_file_is_guessed_from_its_header(self, onnx_model: Any, tmp_path: Path) -> None:
+        blob = renamed(save_model(onnx_model, tmp_path).path)
+        assert guess_flavor(blob) == "onnx"
 
     def test_probabilities_output_serves_predict_proba(
         self, onnx_model: Any, data: Any, tmp_path: Path
     ) -> None:
         pytest.importorskip("onnxruntime")
-        X, _ = data  # noqa: N806
+        x, _ = data
         _, runtime = round_trip(onnx_model, tmp_path)
         assert runtime.has_proba
-        np.testing.assert_allclose(runtime.predict_proba(X).sum(axis=1), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(runtime.predict_proba(x).sum(axis=1), 1.0, rtol=1e-5)
 
     def test_dataframe_input_is_cast_to_the_declared_type(
         self, onnx_model: Any, data: Any, tmp_path: Path
     ) -> None:
         pytest.importorskip("onnxruntime")
-        X, _ = data  # noqa: N806
+        x, _ = data
         _, runtime = round_trip(onnx_model, tmp_path)
-        out = runtime.predict(pd.DataFrame(X))  # float64 in, float32 model
-        np.testing.assert_allclose(out, onnx_reference(onnx_model, X), rtol=1e-5)
+        out = runtime.predict(pd.DataFrame(x))  # float64 in, float32 model
+        np.testing.assert_allclose(out, onnx_reference(onnx_model, x), rtol=1e-5)
 
 
 class TestPyfunc:
     def test_round_trip_calls_the_function(self, data: Any, tmp_path: Path) -> None:
-        X, _ = data  # noqa: N806
+        x, _ = data
         saved, runtime = round_trip(double_sum, tmp_path)
-        assert json.loads(saved.path.read_text()) == {
-            "entrypoint": f"{__name__}:double_sum"
-        }
-        np.testing.assert_allclose(runtime.predict(X), X.sum(axis=1) * 2)
+        assert json.loads(saved.path.read_text()) == {"entrypoint": f"{__name__}:double_sum"}
+        np.testing.assert_allclose(runtime.predict(x), x.sum(axis=1) * 2)
 
     def test_lambda_is_refused(self, tmp_path: Path) -> None:
         with pytest.raises(InvalidInput, match="lambda"):
@@ -427,15 +474,24 @@ class TestGuessAndLoad:
             load_runtime("sklearn", tmp_path / "nope.skops")
 
     def test_folder_with_one_model_file_is_loaded(self, data: Any, tmp_path: Path) -> None:
-        X, y = data  # noqa: N806
-        saved = save_model(LogisticRegression().fit(X, y), tmp_path / "m")
-        assert load_runtime(saved.flavor, tmp_path / "m").predict(X).shape == (len(X),)
+        x, y = data
+        saved = save_model(LogisticRegression().fit(x, y), tmp_path / "m")
+        assert load_runtime(saved.flavor, tmp_path / "m").predict(x).shape == (len(x),)
 
     def test_folder_with_two_files_is_refused(self, tmp_path: Path) -> None:
         (tmp_path / "a.skops").write_bytes(b"")
         (tmp_path / "b.skops").write_bytes(b"")
         with pytest.raises(InvalidInput, match="exactly one"):
             load_runtime("sklearn", tmp_path)
+
+    def test_missing_engine_names_the_extra_to_install(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        path = tmp_path / "model.lgb.txt"
+        path.write_text("tree\n")
+        monkeypatch.setitem(sys.modules, "lightgbm", None)  # makes `import lightgbm` fail
+        with pytest.raises(DependencyMissing, match=r"modelplane\[lightgbm\]"):
+            load_runtime("lightgbm", path)
 
     def test_every_flavor_has_a_module(self) -> None:
         assert set(FLAVORS) == {"sklearn", "onnx", "xgboost", "lightgbm", "torch", "pyfunc"}

@@ -109,14 +109,16 @@ class TestValidateTensor:
         self, tensor_sig: Signature
     ) -> None:
         out = tensor_sig.validate([[1, 2, 3], [4, 5, 6]])
-        assert out.dtype == np.float32 and out.shape == (2, 3)
+        assert out.dtype == np.float32
+        assert out.shape == (2, 3)
 
     def test_one_row_without_batch_axis_is_taken_as_one_row(self, tensor_sig: Signature) -> None:
         assert tensor_sig.validate([1.0, 2.0, 3.0]).shape == (1, 3)
 
     def test_dataframe_with_the_right_width_is_accepted(self, tensor_sig: Signature) -> None:
         out = tensor_sig.validate(pd.DataFrame(np.ones((2, 3))))
-        assert out.shape == (2, 3) and out.dtype == np.float32
+        assert out.shape == (2, 3)
+        assert out.dtype == np.float32
 
     def test_dict_keyed_by_input_name_is_accepted(self, tensor_sig: Signature) -> None:
         assert tensor_sig.validate({"input-0": np.ones((2, 3))}).shape == (2, 3)
@@ -136,20 +138,24 @@ class TestValidateTensor:
     def test_wrong_number_of_features_names_the_tensor(self, tensor_sig: Signature) -> None:
         err = mismatch(tensor_sig, np.ones((2, 4)))
         assert err.field == "input-0"
-        assert "expected 3 features" in err.message and "got 4" in err.message
+        assert "expected 3 features" in err.message
+        assert "got 4" in err.message
 
     def test_wrong_rank_names_the_tensor(self, tensor_sig: Signature) -> None:
         err = mismatch(tensor_sig, np.ones((2, 3, 1)))
-        assert err.field == "input-0" and "2-D" in err.message
+        assert err.field == "input-0"
+        assert "2-D" in err.message
 
     def test_strings_for_a_float_tensor_name_the_tensor(self, tensor_sig: Signature) -> None:
         err = mismatch(tensor_sig, [["a", "b", "c"]])
-        assert err.field == "input-0" and "strings" in err.message
+        assert err.field == "input-0"
+        assert "strings" in err.message
 
     def test_fractional_floats_for_an_int_tensor_are_refused(self) -> None:
         sig = infer_signature(np.zeros((1, 2), dtype=np.int64))
         err = mismatch(sig, np.array([[1.5, 2.0]]))
-        assert err.field == "input-0" and "fractional" in err.message
+        assert err.field == "input-0"
+        assert "fractional" in err.message
 
     def test_out_of_range_ints_are_refused(self) -> None:
         sig = infer_signature(np.zeros((1, 1), dtype=np.int8))
@@ -160,7 +166,8 @@ class TestValidateTensor:
 
     def test_dataframe_of_the_wrong_width_names_the_tensor(self, tensor_sig: Signature) -> None:
         err = mismatch(tensor_sig, pd.DataFrame(np.ones((2, 2))))
-        assert err.field == "input-0" and "3 columns" in err.message
+        assert err.field == "input-0"
+        assert "3 columns" in err.message
 
     def test_dict_without_the_input_name_names_it(self, tensor_sig: Signature) -> None:
         assert mismatch(tensor_sig, {"x": np.ones((1, 3))}).field == "input-0"
@@ -195,19 +202,23 @@ class TestValidateColumns:
 
     def test_missing_column_is_named(self, columnar_sig: Signature) -> None:
         err = mismatch(columnar_sig, {"amount": [1.0], "merchant": ["a"]})
-        assert err.field == "hour" and "missing column 'hour'" in err.message
+        assert err.field == "hour"
+        assert "missing column 'hour'" in err.message
 
     def test_extra_column_is_named(self, columnar_sig: Signature) -> None:
         err = mismatch(columnar_sig, {"amount": [1.0], "hour": [1], "merchant": ["a"], "x": [0]})
-        assert err.field == "x" and "unexpected column" in err.message
+        assert err.field == "x"
+        assert "unexpected column" in err.message
 
     def test_strings_in_a_number_column_name_the_column(self, columnar_sig: Signature) -> None:
         err = mismatch(columnar_sig, {"amount": ["lots"], "hour": [1], "merchant": ["a"]})
-        assert err.field == "amount" and "expected float64" in err.message
+        assert err.field == "amount"
+        assert "expected float64" in err.message
 
     def test_numbers_in_a_string_column_name_the_column(self, columnar_sig: Signature) -> None:
         err = mismatch(columnar_sig, {"amount": [1.0], "hour": [1], "merchant": [3]})
-        assert err.field == "merchant" and "expected strings" in err.message
+        assert err.field == "merchant"
+        assert "expected strings" in err.message
 
     def test_fractional_value_in_an_int_column_names_the_column(
         self, columnar_sig: Signature
@@ -217,7 +228,8 @@ class TestValidateColumns:
 
     def test_a_plain_array_is_refused_for_named_columns(self, columnar_sig: Signature) -> None:
         err = mismatch(columnar_sig, np.ones((2, 3)))
-        assert err.field == "amount" and "named columns" in err.message
+        assert err.field == "amount"
+        assert "named columns" in err.message
 
     def test_columns_of_different_lengths_are_refused(self, columnar_sig: Signature) -> None:
         err = mismatch(columnar_sig, {"amount": [1.0, 2.0], "hour": [1], "merchant": ["a"]})
@@ -233,7 +245,8 @@ class TestValidateSeveralTensors:
             )
         )
         out = sig.validate({"image": np.zeros((3, 2, 2)), "meta": [[1], [2], [3]]})
-        assert out["image"].dtype == np.float32 and out["meta"].shape == (3, 1)
+        assert out["image"].dtype == np.float32
+        assert out["meta"].shape == (3, 1)
 
     def test_missing_tensor_is_named(self) -> None:
         sig = Signature(

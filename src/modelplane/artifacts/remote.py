@@ -53,7 +53,9 @@ class FsspecArtifactStore:
             target = self._object(digest)
             if not self._fs.exists(target + ".manifest.json"):
                 for rel, _, _ in entries:
-                    self._fs.put_file(str(safe_join(source, rel)), f"{target}/{rel}")
+                    dest = f"{target}/{rel}"
+                    self._fs.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
+                    self._fs.put_file(str(safe_join(source, rel)), dest)
                 with self._fs.open(target + ".manifest.json", "w") as fh:
                     json.dump(entries, fh)
             return StoredArtifact(
@@ -79,10 +81,9 @@ class FsspecArtifactStore:
                 with self._fs.open(manifest_path, "r") as fh:
                     entries = json.load(fh)
                 staging = local_root / f".{uuid.uuid4().hex}"
+                staging.mkdir(parents=True)
                 for rel, _, _ in entries:
-                    dest = safe_join(staging, rel) if staging.exists() else staging / rel
-                    if not dest.resolve().is_relative_to(staging.resolve()):
-                        raise ArtifactMissing(f"artifact of {owner} has an unsafe manifest")
+                    dest = safe_join(staging, rel)  # a tampered manifest cannot escape
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     self._fs.get_file(f"{target}/{rel}", str(dest))
                 staging.rename(local)

@@ -285,9 +285,7 @@ def _validate_columns(specs: tuple[TensorSpec, ...], batch: Any) -> pd.DataFrame
     for spec in specs:
         column = frame[spec.name]
         if column.ndim != 1:
-            raise SignatureMismatch(
-                f"column {spec.name!r} appears more than once", field=spec.name
-            )
+            raise SignatureMismatch(f"column {spec.name!r} appears more than once", field=spec.name)
         values = _cast_column(column, spec)
         unchanged = unchanged and values is column
         columns[spec.name] = values

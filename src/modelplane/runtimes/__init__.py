@@ -100,12 +100,14 @@ def guess_flavor(path: Path) -> str:
         return "sklearn"  # a pickle: loading it needs trust=True
     if head.split(b"\n", 1)[0].strip() == b"tree":
         return "lightgbm"
-    if name.endswith(".json") and b'"learner"' in head:
-        return "xgboost"
+    if head[:1] == b"{" and b"learner" in head[:64]:
+        return "xgboost"  # XGBoost JSON or UBJSON
     if head[:4] == ZIP_MAGIC:
         in_zip = _zip_flavor(path)
         if in_zip:
             return in_zip
+    if head[:1] == ONNX_MAGIC:
+        return "onnx"  # a protobuf starting with ir_version: the last guess made
     raise InvalidInput(
         f"cannot tell the flavor of {path.name}; name it explicitly (one of "
         f"{', '.join(sorted(FLAVORS))})",

@@ -9,6 +9,7 @@ Loading uses ``torch.export.load`` or ``torch.jit.load`` only, never ``torch.loa
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,7 @@ class TorchRuntime:
     def predict(self, batch: Any) -> np.ndarray[Any, Any]:
         torch = self._torch
         tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in self._arrays(batch)]
-        tensors = [
-            t if d is None else t.to(d) for t, d in zip(tensors, self._dtypes, strict=True)
-        ]
+        tensors = [t if d is None else t.to(d) for t, d in zip(tensors, self._dtypes, strict=True)]
         with torch.inference_mode():
             out = self.module(*tensors)
         if isinstance(out, tuple | list):
@@ -80,9 +79,7 @@ def save(model: Any, dest_dir: Path, *, input_example: Any = None) -> Path:
     was_training = model.training
     model.eval()
     try:
-        program = torch.export.export(
-            model, args, dynamic_shapes=tuple({0: batch} for _ in args)
-        )
+        program = torch.export.export(model, args, dynamic_shapes=tuple({0: batch} for _ in args))
     except Exception as exc:  # torch.export raises many kinds of errors
         raise InvalidInput(f"torch.export could not export the model: {exc}") from exc
     finally:
@@ -94,7 +91,7 @@ def save(model: Any, dest_dir: Path, *, input_example: Any = None) -> Path:
 
 def load(path: Path, *, trust: bool = False) -> TorchRuntime:
     torch = import_engine("torch", "torch")
-    if path.name.endswith(".pt2"):
+    if _is_exported_program(path):
         program = torch.export.load(str(path))
         names, dtypes = _program_inputs(program)
         return TorchRuntime(program.module(), names, dtypes)
@@ -130,9 +127,16 @@ def _program_inputs(program: Any) -> tuple[list[str], list[Any]]:
     """Names and dtypes of an exported program's user inputs, from its graph placeholders."""
     names = list(program.graph_signature.user_inputs)
     values = {
-        node.name: node.meta.get("val")
-        for node in program.graph.nodes
-        if node.op == "placeholder"
+        node.name: node.meta.get("val") for node in program.graph.nodes if node.op == "placeholder"
     }
     dtypes = [getattr(values.get(name), "dtype", None) for name in names]
     return names, dtypes
+
+
+def _is_exported_program(path: Path) -> bool:
+    """``torch.export`` archives hold an ``archive_format`` entry; TorchScript ones do not."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith("archive_format") for n in archive.namelist())
+    except zipfile.BadZipFile as exc:
+        raise InvalidInput(f"{path.name} is not a torch.export or TorchScript archive") from exc

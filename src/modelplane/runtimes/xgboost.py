@@ -3,11 +3,14 @@
 A scikit-learn wrapper (``XGBClassifier``…) is saved through its own ``save_model``, which keeps
 its extra attributes (classes, objective) in the file, and its class is recorded in the file name
 (``model.xgbclassifier.ubj``) so the artifact stays one file and reloads as the same wrapper,
-``predict_proba`` included. A bare ``Booster`` is ``model.ubj``.
+``predict_proba`` included. A renamed file (an artifact store may keep only the content) still
+reloads as a wrapper from the ``scikit_learn`` attribute the wrapper writes into the booster.
+A bare ``Booster`` is ``model.ubj``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,12 @@ __all__ = ["XGBoostRuntime", "load", "save"]
 FLAVOR = "xgboost"
 WRAPPERS = ("XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier", "XGBRFRegressor")
 _BY_SUFFIX = {name.lower(): name for name in WRAPPERS}
+# what the wrappers' save_model writes in the booster's "scikit_learn" attribute
+_BY_ESTIMATOR_TYPE = {
+    "classifier": "XGBClassifier",
+    "regressor": "XGBRegressor",
+    "ranker": "XGBRanker",
+}
 
 
 class XGBoostRuntime:
@@ -64,15 +73,29 @@ def load(path: Path, *, trust: bool = False) -> XGBoostRuntime:
     xgb = import_engine("xgboost", "xgboost")
     parts = path.name.lower().split(".")
     wrapper = _BY_SUFFIX.get(parts[-2]) if len(parts) >= 3 else None
+    # From a buffer: XGBoost tells JSON from UBJSON by content, whatever the file is named.
+    raw = bytearray(path.read_bytes())
     try:
-        if wrapper:
-            model = getattr(xgb, wrapper)()
-            model.load_model(str(path))
-        else:
-            model = xgb.Booster(model_file=str(path))
+        booster = None if wrapper else xgb.Booster(model_file=raw)
+        if booster is not None:  # a renamed file: the wrapper's own attribute still says
+            kind = _estimator_type(booster)
+            wrapper = _BY_ESTIMATOR_TYPE.get(kind) if kind else None
+        if wrapper is None:
+            return XGBoostRuntime(booster, wrapper=False)
+        model = getattr(xgb, wrapper)()
+        model.load_model(raw)
     except xgb.core.XGBoostError as exc:
         raise InvalidInput(f"{path.name} is not a readable XGBoost model: {exc}") from exc
-    return XGBoostRuntime(model, wrapper=wrapper is not None)
+    return XGBoostRuntime(model, wrapper=True)
+
+
+def _estimator_type(booster: Any) -> str | None:
+    try:
+        meta = json.loads(booster.attr("scikit_learn") or "{}")
+    except json.JSONDecodeError:
+        return None
+    kind = meta.get("_estimator_type") if isinstance(meta, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def _wrapper_name(model: Any) -> str | None:

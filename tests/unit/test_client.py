@@ -1,0 +1,204 @@
+"""The Python API end to end on embedded defaults: log, load, predict, refuse what is unsafe."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+import modelplane
+from modelplane.auth.commands import CreateToken, RevokeToken
+from modelplane.bootstrap import Platform
+from modelplane.client import Client
+from modelplane.errors import (
+    ArtifactCorrupted,
+    ArtifactMissing,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    SignatureMismatch,
+    TokenNotFound,
+    Unauthorized,
+    UntrustedArtifact,
+)
+
+RNG = np.random.default_rng(7)
+X = RNG.normal(size=(200, 3))
+Y = (X[:, 0] + X[:, 1] > 0).astype(int)
+
+
+@pytest.fixture
+def fitted() -> LogisticRegression:
+    return LogisticRegression().fit(X, Y)
+
+
+class TestLogAndLoad:
+    def test_logged_model_loads_by_alias_and_predicts_the_same(
+        self, client: Client, fitted: LogisticRegression
+    ) -> None:
+        version = client.log_model(fitted, name="fraud", input_example=X, alias="champion",
+                                   metrics={"auc": 0.9})
+        assert (version.version, version.flavor, version.aliases) == (1, "sklearn",
+                                                                      ("champion",))
+        loaded = client.load_model("models:/fraud@champion")
+        np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
+        np.testing.assert_allclose(loaded.predict_proba(X), fitted.predict_proba(X))
+
+    def test_signature_from_a_2d_array_is_one_tensor(self, client: Client,
+                                                     fitted: LogisticRegression) -> None:
+        version = client.log_model(fitted, name="fraud", input_example=X)
+        assert version.signature is not None
+        assert version.signature["inputs"] == [
+            {"name": "input-0", "dtype": "float64", "shape": [-1, 3]}
+        ]
+
+    def test_signature_from_a_dataframe_has_one_input_per_column(self, client: Client) -> None:
+        frame = pd.DataFrame(X, columns=["amount", "hour", "distance"])
+        model = LogisticRegression().fit(frame, Y)
+        version = client.log_model(model, name="fraud", input_example=frame)
+        assert version.signature is not None
+        assert [i["name"] for i in version.signature["inputs"]] == ["amount", "hour", "distance"]
+        loaded = client.load_model("fraud")
+        records = frame.head(2).to_dict(orient="records")
+        np.testing.assert_array_equal(loaded.predict(records), model.predict(frame.head(2)))
+
+    def test_input_that_does_not_match_the_signature_names_the_problem(
+        self, client: Client, fitted: LogisticRegression
+    ) -> None:
+        client.log_model(fitted, name="fraud", input_example=X)
+        loaded = client.load_model("fraud/1")
+        with pytest.raises(SignatureMismatch) as info:
+            loaded.predict(np.zeros((2, 5)))
+        assert info.value.field == "input-0"
+
+    def test_missing_column_names_the_column(self, client: Client) -> None:
+        frame = pd.DataFrame(X, columns=["amount", "hour", "distance"])
+        client.log_model(LogisticRegression().fit(frame, Y), name="fraud", input_example=frame)
+        loaded = client.load_model("fraud")
+        with pytest.raises(SignatureMismatch) as info:
+            loaded.predict(frame.drop(columns=["hour"]))
+        assert info.value.field == "hour"
+
+    def test_lineage_params_and_tags_are_kept(self, client: Client,
+                                              fitted: LogisticRegression) -> None:
+        v = client.log_model(
+            fitted,
+            name="fraud",
+            params={"C": 1.0},
+            tags={"team": "risk"},
+            lineage={"data_sources": [{"uri": "file:///tx.parquet", "hash": "sha256:00"}],
+                     "code_commit": "abc123"},
+        )
+        got = client.get_version("fraud", v.version)
+        assert got.params == {"C": "1.0"}
+        assert got.lineage.data_sources[0].uri == "file:///tx.parquet"
+        assert got.lineage.code_commit == "abc123"
+
+    def test_module_level_api_uses_modelplane_home(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fitted: LogisticRegression
+    ) -> None:
+        monkeypatch.setenv("MODELPLANE_HOME", str(tmp_path / "mphome"))
+        modelplane.log_model(fitted, name="fraud", input_example=X, alias="champion")
+        loaded = modelplane.load_model("models:/fraud@champion")
+        assert loaded.version.version == 1
+        assert (tmp_path / "mphome" / "modelplane.db").exists()
+
+
+class TestArtifactSafety:
+    def test_corrupted_artifact_fails_loading_naming_the_version(
+        self, client: Client, platform: Platform, fitted: LogisticRegression
+    ) -> None:
+        v = client.log_model(fitted, name="fraud")
+        obj = Path(platform.settings.resolved_artifacts) / "objects" / v.digest[:2] / v.digest
+        obj.write_bytes(obj.read_bytes()[:-10] + b"0123456789")
+        with pytest.raises(ArtifactCorrupted, match="fraud/1"):
+            client.load_model("fraud")
+
+    def test_missing_artifact_fails_loading_naming_the_version(
+        self, client: Client, platform: Platform, fitted: LogisticRegression
+    ) -> None:
+        v = client.log_model(fitted, name="fraud")
+        (Path(platform.settings.resolved_artifacts) / "objects" / v.digest[:2] / v.digest).unlink()
+        with pytest.raises(ArtifactMissing, match="fraud/1"):
+            client.load_model("fraud")
+
+    def test_pickle_is_refused_without_trust_and_nothing_is_registered(
+        self, client: Client, fitted: LogisticRegression, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "model.pkl"
+        path.write_bytes(pickle.dumps(fitted))
+        with pytest.raises(UntrustedArtifact):
+            client.register_file("fraud", path)
+        assert client.list_models().items == []
+        assert client.list_events().items == []
+
+    def test_pickle_with_trust_is_registered_and_marked(
+        self, client: Client, fitted: LogisticRegression, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "model.pkl"
+        path.write_bytes(pickle.dumps(fitted))
+        v = client.register_file("fraud", path, trust=True)
+        assert v.tags["modelplane.trusted"] == "true"
+        with pytest.raises(UntrustedArtifact):
+            client.load_model("fraud")
+        np.testing.assert_array_equal(client.load_model("fraud", trust=True).predict(X),
+                                      fitted.predict(X))
+
+    def test_file_that_is_not_a_model_is_refused(self, client: Client, tmp_path: Path) -> None:
+        path = tmp_path / "model.onnx"
+        path.write_bytes(b"not a model at all")
+        with pytest.raises(InvalidInput):
+            client.register_file("fraud", path)
+        assert client.list_models().items == []
+
+    def test_missing_file_is_invalid_input(self, client: Client, tmp_path: Path) -> None:
+        with pytest.raises(InvalidInput):
+            client.register_file("fraud", tmp_path / "nope.skops")
+
+
+class TestTokens:
+    def test_token_secret_is_shown_once_and_only_its_hash_stored(self,
+                                                                 platform: Platform) -> None:
+        created = platform.bus.handle(CreateToken(name="ci", scope="write"))
+        assert created.secret.startswith("mp_")
+        listed = platform.tokens.list_tokens()
+        assert [t.id for t in listed] == [created.token.id]
+        assert created.secret not in repr(listed)
+        assert listed[0].hash != created.secret
+
+    def test_scopes_are_ordered_read_write_admin(self, platform: Platform) -> None:
+        write = platform.bus.handle(CreateToken(name="w", scope="write")).secret
+        assert platform.tokens.authenticate(write, "read").scope == "write"
+        assert platform.tokens.authenticate(write, "write").scope == "write"
+        with pytest.raises(Forbidden):
+            platform.tokens.authenticate(write, "admin")
+
+    def test_missing_wrong_and_revoked_tokens_are_unauthorized(self,
+                                                               platform: Platform) -> None:
+        created = platform.bus.handle(CreateToken(name="w", scope="admin"))
+        with pytest.raises(Unauthorized):
+            platform.tokens.authenticate(None, "read")
+        with pytest.raises(Unauthorized):
+            platform.tokens.authenticate(created.secret + "x", "read")
+        platform.bus.handle(RevokeToken(token_id=created.token.id))
+        with pytest.raises(Unauthorized):
+            platform.tokens.authenticate(created.secret, "read")
+        with pytest.raises(Conflict):
+            platform.bus.handle(RevokeToken(token_id=created.token.id))
+
+    def test_unknown_token_and_bad_scope(self, platform: Platform) -> None:
+        with pytest.raises(TokenNotFound):
+            platform.bus.handle(RevokeToken(token_id="nope"))
+        with pytest.raises(InvalidInput):
+            platform.bus.handle(CreateToken(name="x", scope="root"))
+
+    def test_token_events_are_written(self, platform: Platform) -> None:
+        created = platform.bus.handle(CreateToken(name="w", scope="read"))
+        platform.bus.handle(RevokeToken(token_id=created.token.id))
+        events = platform.events.list_events(aggregate_type="token").items
+        assert [e.type for e in events] == ["TokenCreated", "TokenRevoked"]
+        assert "secret" not in str(events[0].payload)
