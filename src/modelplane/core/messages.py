@@ -29,7 +29,7 @@ class Event:
     @property
     def aggregate_id(self) -> str:
         """The id of the aggregate this event belongs to (a model's name by default)."""
-        return str(self.model)
+        return str(self.model)  # type: ignore[attr-defined]
 
     @classmethod
     def type_name(cls) -> str:
