@@ -15,6 +15,7 @@ It runs on modelplane's embedded defaults: a SQLite database and an artifact fol
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import uuid
@@ -146,12 +147,13 @@ def git_commit() -> str | None:
 
 
 def sample_transactions() -> pd.DataFrame:
-    """Five hand-picked transactions: three ordinary ones, two that look like card theft."""
+    """Six hand-picked transactions: three ordinary, one borderline, two like card theft."""
     rows = [
         # amount, category, hour, km from home, transactions in the last hour
         (42.10, "grocery", 18, 2.5, 0),
         (61.80, "fuel", 8, 14.0, 1),
         (23.40, "restaurants", 13, 1.2, 0),
+        (180.00, "travel", 22, 60.0, 0),
         (289.00, "online", 2, 35.0, 2),
         (1249.99, "electronics", 3, 820.0, 4),
     ]
@@ -186,9 +188,9 @@ def main() -> None:
     data_hash = f"sha256:{sha256_of(DATA_FILE)}"
     rate = frame[LABEL].mean()
     console.print(
-        f"data: {len(frame):,} transactions, fraud rate [bold]{rate:.2%}[/] → {DATA_FILE}"
+        f"data: {len(frame):,} transactions, fraud rate [bold]{rate:.2%}[/]\n"
+        f"      {os.path.relpath(DATA_FILE)}\n      {data_hash}"
     )
-    console.print(f"      {data_hash}")
 
     # 2. train and evaluate
     X, y = frame[FEATURES], frame[LABEL]
@@ -198,6 +200,14 @@ def main() -> None:
     candidates = train(X_train, y_train, X_test, y_test)
     candidates.sort(key=lambda c: c.metrics["roc_auc"], reverse=True)
     champion, challenger = candidates
+    console.print(f"trained on {len(X_train):,} rows, tested on {len(X_test):,}:")
+    for candidate in reversed(candidates):
+        m = candidate.metrics
+        console.print(
+            f"  {candidate.title.lower():<19} {m['train_seconds']:4.1f} s   "
+            f"ROC AUC {m['roc_auc']:.3f}   precision {m[f'precision_at_{RECALL_KEY}']:.1%} "
+            f"at {TARGET_RECALL:.0%} recall"
+        )
 
     # 3. register both; the better one by ROC AUC becomes champion
     lineage = {
@@ -226,21 +236,14 @@ def main() -> None:
     review_at = model.version.metrics[f"threshold_at_{RECALL_KEY}"]
 
     scored = Table(
-        title=f"Scored by {MODEL_NAME}@champion (version {model.version.version}, "
-        f"{model.version.tags.get('algorithm')})",
-        caption=f"review at ≥ {review_at:.1%} (the threshold giving {TARGET_RECALL:.0%} recall "
-        "on the test split), block at ≥ 50%",
+        title=f"{MODEL_NAME}@champion (version {model.version.version}, "
+        f"{model.version.tags.get('algorithm', '?').replace('_', ' ')}) scores six transactions",
+        caption=f"km: from home · txns/h: in the last hour · review ≥ {review_at:.1%} "
+        f"({TARGET_RECALL:.0%} recall on test data) · block ≥ 50%",
     )
-    for column, justify in (
-        ("amount", "right"),
-        ("merchant", "left"),
-        ("hour", "right"),
-        ("km from home", "right"),
-        ("txns last hour", "right"),
-        ("fraud probability", "right"),
-        ("decision", "left"),
-    ):
-        scored.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for column in ("amount", "merchant", "hour", "km", "txns/h", "P(fraud)"):
+        scored.add_column(column, justify="left" if column == "merchant" else "right")
+    scored.add_column("decision")
     for row, p in zip(sample.itertuples(index=False), probabilities, strict=True):
         scored.add_row(
             f"{row.amount:,.2f}",
@@ -255,24 +258,31 @@ def main() -> None:
     console.print(scored)
 
     client = default_client()
-    versions = Table(title=f"Versions registered in this run (model '{MODEL_NAME}')")
-    for column in ("version", "flavor", "algorithm", "ROC AUC", "precision @ 80% recall"):
-        versions.add_column(column, justify="right" if column != "algorithm" else "left")
-    versions.add_column("aliases")
+    versions = Table(
+        title=f"Versions registered by this run (model '{MODEL_NAME}')", show_edge=False
+    )
+    versions.add_column("version", justify="right")
+    versions.add_column("flavor")
+    versions.add_column("algorithm", no_wrap=True)
+    versions.add_column("ROC AUC", justify="right")
+    versions.add_column(f"precision\n@ {TARGET_RECALL:.0%} recall", justify="right", no_wrap=True)
+    versions.add_column("aliases", no_wrap=True)
     for candidate in candidates:
         v = client.get_version(MODEL_NAME, registered[candidate.key].version)
         versions.add_row(
             str(v.version),
             v.flavor,
-            candidate.title,
-            f"{v.metrics['roc_auc']:.4f}",
+            candidate.title.lower(),
+            f"{v.metrics['roc_auc']:.3f}",
             f"{v.metrics[f'precision_at_{RECALL_KEY}']:.1%}",
             ", ".join(v.aliases) or "—",
         )
     console.print(versions)
+    commit = lineage["code_commit"]
     console.print(
-        f"lineage: {lineage['data_sources'][0]['uri']} ({data_hash[:19]}…), "
-        f"commit {lineage['code_commit'] or 'unknown'}"
+        f"lineage of both: {os.path.relpath(DATA_FILE)} ({data_hash[:19]}…),\n"
+        f"                 commit {commit[:12] if commit else 'unknown'}, "
+        f"run {lineage['run_id'][:12]}"
     )
     console.print(f"done in {time.perf_counter() - started:.1f} s")
 

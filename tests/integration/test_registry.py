@@ -455,3 +455,34 @@ class TestConcurrency:
         registered = [e for e in events if e.type == "ModelVersionRegistered"]
         assert len(registered) == processes * per_process
         assert sum(1 for e in events if e.type == "ModelRegistered") == 1
+
+
+def _first_use(url: str, home: str) -> str:
+    platform = bootstrap(Settings(home=home, db_url=url))
+    try:
+        from modelplane.db.migrate import current_revision
+
+        return current_revision(platform.engine) or ""
+    finally:
+        platform.close()
+
+
+def test_concurrent_first_use_of_an_empty_database_migrates_once(
+    any_db_url: str, home: Path
+) -> None:
+    from modelplane.db.migrate import HEAD
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        revisions = pool.starmap(_first_use, [(any_db_url, str(home))] * 3)
+    assert revisions == [HEAD] * 3
+
+
+def test_head_matches_the_newest_migration_script() -> None:
+    from modelplane.db import migrate
+
+    scripts = sorted(
+        p.name.split("_")[0]
+        for p in (Path(migrate.__file__).parent / "migrations" / "versions").glob("0*.py")
+    )
+    assert scripts[-1] == migrate.HEAD

@@ -94,9 +94,7 @@ def _first_error(errors: Sequence[Any]) -> tuple[str, str | None, str]:
 
 def invalid_input_from(exc: ValidationError, *, prefix: str) -> InvalidInput:
     """A pydantic error on a part of the request (``prefix``: ``metadata``…) as InvalidInput."""
-    errors = [
-        {**e, "loc": (prefix, *e.get("loc", ()))} for e in exc.errors(include_url=False)
-    ]
+    errors = [{**e, "loc": (prefix, *e.get("loc", ()))} for e in exc.errors(include_url=False)]
     message, where, _ = _first_error(errors)
     return InvalidInput(message, field=where)
 

@@ -46,7 +46,9 @@ def get_platform(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-def _check(platform: Platform, credentials: HTTPAuthorizationCredentials | None, scope: Scope) -> Token:
+def _check(
+    platform: Platform, credentials: HTTPAuthorizationCredentials | None, scope: Scope
+) -> Token:
     presented = credentials.credentials if credentials is not None else None
     return platform.tokens.authenticate(presented, scope)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -48,12 +48,12 @@ VersionArg = Annotated[int, typer.Argument(help="Version number.", min=1, show_d
 _DIGEST_RE = re.compile(r"(sha256:)?[0-9a-fA-F]{64}")
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     ready = "ready"
     archived = "archived"
 
 
-class Order(str, Enum):
+class Order(StrEnum):
     asc = "asc"
     desc = "desc"
 
@@ -75,9 +75,7 @@ def list_models(
     tags = parse_pairs(tag, "--tag")
     page = st.client().list_models(name_prefix=prefix, tags=tags, limit=limit, cursor=cursor)
     if st.wants_json(json_out):
-        print_json(
-            {"models": [m.to_dict() for m in page.items], "next_cursor": page.next_cursor}
-        )
+        print_json({"models": [m.to_dict() for m in page.items], "next_cursor": page.next_cursor})
         return
     print_table(
         ("name", "latest", "aliases", "tags", "updated (UTC)"),
@@ -273,7 +271,9 @@ def show_version(
 
 
 @app.command("archive")
-def archive(ctx: typer.Context, name: NameArg, version: VersionArg, json_out: JsonOpt = False) -> None:
+def archive(
+    ctx: typer.Context, name: NameArg, version: VersionArg, json_out: JsonOpt = False
+) -> None:
     """Archive a version (refused while an alias points at it).
 
     Example: modelplane models archive fraud 1
@@ -284,7 +284,9 @@ def archive(ctx: typer.Context, name: NameArg, version: VersionArg, json_out: Js
 
 
 @app.command("restore")
-def restore(ctx: typer.Context, name: NameArg, version: VersionArg, json_out: JsonOpt = False) -> None:
+def restore(
+    ctx: typer.Context, name: NameArg, version: VersionArg, json_out: JsonOpt = False
+) -> None:
     """Make an archived version ready again.
 
     Example: modelplane models restore fraud 1
@@ -331,7 +333,9 @@ def _data_source(text: str) -> DataSource:
             field="--data-source",
         )
     if not uri:
-        raise InvalidInput(f"invalid --data-source {text!r}: the URI is empty", field="--data-source")
+        raise InvalidInput(
+            f"invalid --data-source {text!r}: the URI is empty", field="--data-source"
+        )
     return DataSource(uri=uri, hash=digest.lower() or None)
 
 
@@ -343,7 +347,9 @@ def _read_signature(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise InvalidInput(f"--signature {path}: {exc.strerror}", field="--signature") from None
     except ValueError as exc:
-        raise InvalidInput(f"--signature {path} is not valid JSON: {exc}", field="--signature") from None
+        raise InvalidInput(
+            f"--signature {path} is not valid JSON: {exc}", field="--signature"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidInput(f"--signature {path} must hold a JSON object", field="--signature")
     try:

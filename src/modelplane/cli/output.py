@@ -74,9 +74,7 @@ def print_table(
     if not materialised:
         note(empty)
         return
-    table = Table(
-        title=Text(title) if title else None, title_justify="left", header_style="bold"
-    )
+    table = Table(title=Text(title) if title else None, title_justify="left", header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in materialised:

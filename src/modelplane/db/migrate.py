@@ -47,8 +47,10 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
         command.upgrade(config, revision)
     if engine.dialect.name == "postgresql":
         # Autovacuum may be off: give the planner statistics from the start.
+        from modelplane.db.tables import metadata
+
         with engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
+            conn.exec_driver_sql("ANALYZE " + ", ".join(metadata.tables))
     return current_revision(engine) or ""
 
 

@@ -1,0 +1,73 @@
+"""The ASGI app: ``create_app()`` builds it; ``uvicorn modelplane.api.app:create_app --factory``.
+
+With no platform given, the app builds one from settings in its lifespan (never at import time)
+and closes it at shutdown. Routers live under ``/api/v1``; the serving app mounts more routers
+into the same app, and :func:`add_error_handlers` gives any app the same JSON errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from modelplane import __version__
+from modelplane.api import routes_events, routes_registry, security
+from modelplane.api.errors import add_error_handlers
+from modelplane.bootstrap import Platform, bootstrap
+from modelplane.config import Settings
+
+__all__ = ["API_PREFIX", "DESCRIPTION", "create_app", "include_routers"]
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """\
+The modelplane registry: models, immutable versions, aliases, tags and the event log.
+
+* **Auth**: `Authorization: Bearer <token>` (create one with `modelplane tokens create`).
+  Writes need scope `write`; reads need `read` only when `require_auth` is set.
+* **Errors** are always `{"error": {"code", "message", "field"}}`.
+* **Lists** are cursor-paginated: pass `next_cursor` back as `?cursor=` until it is null.
+"""
+
+
+def include_routers(app: FastAPI, *, prefix: str = API_PREFIX) -> None:
+    """Mount the registry, events and tokens routers on ``app`` under ``prefix``."""
+    app.include_router(routes_registry.router, prefix=prefix)
+    app.include_router(routes_events.router, prefix=prefix)
+    app.include_router(security.router, prefix=prefix)
+
+
+def _lifespan(
+    settings: Settings | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "platform", None) is not None:  # given to create_app: not ours
+            yield
+            return
+        platform = await run_in_threadpool(bootstrap, settings)  # migrates: blocking I/O
+        app.state.platform = platform
+        try:
+            yield
+        finally:
+            app.state.platform = None
+            await run_in_threadpool(platform.close)
+
+    return lifespan
+
+
+def create_app(platform: Platform | None = None, *, settings: Settings | None = None) -> FastAPI:
+    """The REST API app. ``platform``: use this one (tests); else bootstrap ``settings``."""
+    app = FastAPI(
+        title="modelplane",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan(settings),
+    )
+    app.state.platform = platform
+    add_error_handlers(app)
+    include_routers(app)
+    return app

@@ -1,0 +1,57 @@
+"""The event log over REST: every state change, oldest first, in commit order."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from modelplane.api.errors import error_docs
+from modelplane.api.schemas import EventPage
+from modelplane.api.security import PlatformDep, require_read
+from modelplane.auth.model import Token
+from modelplane.core.pagination import MAX_PAGE_SIZE
+from modelplane.errors import InvalidInput
+from modelplane.registry.model import validate_name
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["events"])
+
+_NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str | None, Query(max_length=128, pattern=_NO_NUL)]
+
+
+@router.get("/events", response_model=EventPage, responses=error_docs(400, 401, 403, 422))
+def list_events(
+    platform: PlatformDep,
+    _: Annotated[Token | None, Depends(require_read)],
+    model: Annotated[
+        str | None, Query(max_length=128, description="Only this model's events.")
+    ] = None,
+    type: Annotated[
+        str | None,
+        Query(max_length=128, pattern=_NO_NUL, description="Event type, e.g. AliasSet."),
+    ] = None,
+    aggregate_type: Text = None,
+    cursor: Annotated[str | None, Query(max_length=1024, pattern=_NO_NUL)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+) -> dict[str, Any]:
+    """Events oldest first. ``model`` keeps one model's events (aggregate_type ``model``)."""
+    aggregate_id = None
+    if model is not None:
+        validate_name(model, field="query.model")
+        if aggregate_type not in (None, "model"):
+            raise InvalidInput(
+                "model= filters model events; it cannot be combined with another aggregate_type",
+                field="query.aggregate_type",
+            )
+        aggregate_type, aggregate_id = "model", model
+    page = platform.events.list_events(
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        type=type,
+        cursor=cursor,
+        limit=limit,
+    )
+    return {"events": [e.to_dict() for e in page.items], "next_cursor": page.next_cursor}

@@ -1,0 +1,58 @@
+"""``modelplane events list``: the event log, oldest first, in the order events were committed."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from modelplane.cli.context import CursorOpt, JsonOpt, LimitOpt, state
+from modelplane.cli.output import fmt_time, print_json, print_table
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True, help="The event log (one event per state change).")
+
+
+@app.command("list")
+def list_events(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(help="Only the events of this model.")] = None,
+    type_: Annotated[
+        str | None, typer.Option("--type", help="Only this event type, e.g. AliasSet.")
+    ] = None,
+    limit: LimitOpt = 100,
+    cursor: CursorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List events, oldest first.
+
+    Example: modelplane events list --model fraud --type AliasSet
+    """
+    st = state(ctx)
+    filters: dict[str, str] = {}
+    if model is not None:
+        from modelplane.registry.model import validate_name
+
+        filters = {"aggregate_type": "model", "aggregate_id": validate_name(model)}
+    page = st.client().list_events(type=type_, limit=limit, cursor=cursor, **filters)
+    if st.wants_json(json_out):
+        print_json({"events": [e.to_dict() for e in page.items], "next_cursor": page.next_cursor})
+        return
+    print_table(
+        ("id", "time (UTC)", "type", "aggregate", "seq", "payload"),
+        (
+            (
+                str(e.id),
+                fmt_time(e.occurred_at),
+                e.type,
+                f"{e.aggregate_type}:{e.aggregate_id}",
+                str(e.sequence),
+                json.dumps(e.payload, separators=(",", ":"), default=str),
+            )
+            for e in page.items
+        ),
+        next_cursor=page.next_cursor,
+        empty="no events",
+    )
