@@ -15,7 +15,6 @@ It runs on modelplane's embedded defaults: a SQLite database and an artifact fol
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import uuid
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from sklearn.compose import ColumnTransformer
@@ -168,12 +168,74 @@ def sample_transactions() -> pd.DataFrame:
     )
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    path = path.absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 def decision(probability: float, review_at: float) -> str:
     if probability >= 0.5:
         return "[bold red]block[/]"
     if probability >= review_at:
         return "[yellow]review[/]"
     return "[green]approve[/]"
+
+
+def scores_table(model: modelplane.LoadedModel, sample: pd.DataFrame) -> Table:
+    """The champion's fraud probability and decision for each transaction of ``sample``."""
+    probabilities = model.predict_proba(sample)[:, 1]
+    review_at = model.version.metrics[f"threshold_at_{RECALL_KEY}"]
+    algorithm = model.version.tags.get("algorithm", "?").replace("_", " ")
+    table = Table(
+        title=f"{MODEL_NAME}@champion (version {model.version.version}, {algorithm}) "
+        f"scores {len(sample)} transactions",
+        caption=f"km: from home · txns/h: the card's transactions in the last hour\n"
+        f"review ≥ {review_at:.1%} ({TARGET_RECALL:.0%} recall on test data) · block ≥ 50%",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for column in ("amount", "merchant", "hour", "km", "txns/h", "P(fraud)"):
+        table.add_column(column, justify="left" if column == "merchant" else "right")
+    table.add_column("decision")
+    for row, p in zip(sample.itertuples(index=False), probabilities, strict=True):
+        table.add_row(
+            f"{row.amount:,.2f}",
+            CATEGORIES[row.merchant_category],
+            f"{row.hour:02d}:00",
+            f"{row.distance_from_home_km:,.1f}",
+            str(row.txn_last_hour),
+            f"{p:.2%}",
+            decision(float(p), review_at),
+        )
+    return table
+
+
+def versions_table(numbers: list[int]) -> Table:
+    """The registered versions ``numbers`` of the model, read back from the registry."""
+    client = default_client()
+    table = Table(
+        title=f"Versions registered by this run (model '{MODEL_NAME}')",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("version", justify="right")
+    table.add_column("flavor")
+    table.add_column("algorithm", no_wrap=True)
+    table.add_column("ROC AUC", justify="right", no_wrap=True)
+    table.add_column(f"precision\n@ {TARGET_RECALL:.0%} recall", justify="right", no_wrap=True)
+    table.add_column("aliases", no_wrap=True)
+    for number in numbers:
+        v = client.get_version(MODEL_NAME, number)
+        table.add_row(
+            str(v.version),
+            v.flavor,
+            v.tags.get("algorithm", "?").replace("_", " "),
+            f"{v.metrics['roc_auc']:.3f}",
+            f"{v.metrics[f'precision_at_{RECALL_KEY}']:.1%}",
+            ", ".join(v.aliases) or "—",
+        )
+    return table
 
 
 def main() -> None:
@@ -186,22 +248,18 @@ def main() -> None:
     frame = make_transactions(50_000, seed=SEED)
     write_csv(frame, DATA_FILE)
     data_hash = f"sha256:{sha256_of(DATA_FILE)}"
-    rate = frame[LABEL].mean()
     console.print(
-        f"data: {len(frame):,} transactions, fraud rate [bold]{rate:.2%}[/]\n"
-        f"      {os.path.relpath(DATA_FILE)}\n      {data_hash}"
+        f"data: {len(frame):,} transactions, fraud rate [bold]{frame[LABEL].mean():.2%}[/]\n"
+        f"      {shown(DATA_FILE)}\n      {data_hash}"
     )
 
     # 2. train and evaluate
-    X, y = frame[FEATURES], frame[LABEL]
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.3, stratify=y, random_state=SEED
+        frame[FEATURES], frame[LABEL], test_size=0.3, stratify=frame[LABEL], random_state=SEED
     )
     candidates = train(X_train, y_train, X_test, y_test)
-    candidates.sort(key=lambda c: c.metrics["roc_auc"], reverse=True)
-    champion, challenger = candidates
     console.print(f"trained on {len(X_train):,} rows, tested on {len(X_test):,}:")
-    for candidate in reversed(candidates):
+    for candidate in candidates:
         m = candidate.metrics
         console.print(
             f"  {candidate.title.lower():<19} {m['train_seconds']:4.1f} s   "
@@ -209,15 +267,16 @@ def main() -> None:
             f"at {TARGET_RECALL:.0%} recall"
         )
 
-    # 3. register both; the better one by ROC AUC becomes champion
+    # 3. register both; the better one by ROC AUC becomes champion, the other challenger
+    champion, challenger = sorted(candidates, key=lambda c: c.metrics["roc_auc"], reverse=True)
     lineage = {
         "data_sources": [{"uri": DATA_FILE.absolute().as_uri(), "hash": data_hash}],
         "code_commit": git_commit(),
         "run_id": uuid.uuid4().hex,
     }
-    registered = {}
-    for candidate, alias in ((challenger, "challenger"), (champion, "champion")):
-        registered[candidate.key] = modelplane.log_model(
+    numbers: list[int] = []
+    for candidate, alias in ((champion, "champion"), (challenger, "challenger")):
+        version = modelplane.log_model(
             candidate.model,
             name=MODEL_NAME,
             input_example=X_train.head(5),
@@ -228,59 +287,17 @@ def main() -> None:
             alias=alias,
             description=f"{candidate.title} on {len(X_train):,} synthetic transactions",
         )
+        numbers.append(version.version)
 
-    # 4. load the champion back by alias and score a few transactions
+    # 4. load the champion back by its alias and score a few transactions
     model = modelplane.load_model(f"models:/{MODEL_NAME}@champion")
-    sample = sample_transactions()
-    probabilities = model.predict_proba(sample)[:, 1]
-    review_at = model.version.metrics[f"threshold_at_{RECALL_KEY}"]
-
-    scored = Table(
-        title=f"{MODEL_NAME}@champion (version {model.version.version}, "
-        f"{model.version.tags.get('algorithm', '?').replace('_', ' ')}) scores six transactions",
-        caption=f"km: from home · txns/h: in the last hour · review ≥ {review_at:.1%} "
-        f"({TARGET_RECALL:.0%} recall on test data) · block ≥ 50%",
-    )
-    for column in ("amount", "merchant", "hour", "km", "txns/h", "P(fraud)"):
-        scored.add_column(column, justify="left" if column == "merchant" else "right")
-    scored.add_column("decision")
-    for row, p in zip(sample.itertuples(index=False), probabilities, strict=True):
-        scored.add_row(
-            f"{row.amount:,.2f}",
-            CATEGORIES[row.merchant_category],
-            f"{row.hour:02d}:00",
-            f"{row.distance_from_home_km:,.1f}",
-            str(row.txn_last_hour),
-            f"{p:.2%}",
-            decision(float(p), review_at),
-        )
     console.print()
-    console.print(scored)
-
-    client = default_client()
-    versions = Table(
-        title=f"Versions registered by this run (model '{MODEL_NAME}')", show_edge=False
-    )
-    versions.add_column("version", justify="right")
-    versions.add_column("flavor")
-    versions.add_column("algorithm", no_wrap=True)
-    versions.add_column("ROC AUC", justify="right")
-    versions.add_column(f"precision\n@ {TARGET_RECALL:.0%} recall", justify="right", no_wrap=True)
-    versions.add_column("aliases", no_wrap=True)
-    for candidate in candidates:
-        v = client.get_version(MODEL_NAME, registered[candidate.key].version)
-        versions.add_row(
-            str(v.version),
-            v.flavor,
-            candidate.title.lower(),
-            f"{v.metrics['roc_auc']:.3f}",
-            f"{v.metrics[f'precision_at_{RECALL_KEY}']:.1%}",
-            ", ".join(v.aliases) or "—",
-        )
-    console.print(versions)
+    console.print(scores_table(model, sample_transactions()))
+    console.print()
+    console.print(versions_table(sorted(numbers, reverse=True)))
     commit = lineage["code_commit"]
     console.print(
-        f"lineage of both: {os.path.relpath(DATA_FILE)} ({data_hash[:19]}…),\n"
+        f"lineage of both: {shown(DATA_FILE)} ({data_hash[:19]}…),\n"
         f"                 commit {commit[:12] if commit else 'unknown'}, "
         f"run {lineage['run_id'][:12]}"
     )

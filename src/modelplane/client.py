@@ -17,11 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 from modelplane.errors import InvalidInput, UntrustedArtifact
 from modelplane.registry import commands as rc
-from modelplane.registry.model import Lineage, ModelVersion, RegisteredModel
+from modelplane.registry.model import (
+    Lineage,
+    ModelVersion,
+    RegisteredModel,
+    validate_alias,
+    validate_name,
+    validate_tags,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from modelplane.auth.handlers import CreatedToken
+    from modelplane.auth.model import Token
     from modelplane.bootstrap import Platform
     from modelplane.config import Settings
     from modelplane.core.pagination import Page
@@ -73,6 +82,18 @@ def _signature_dict(signature: Any) -> dict[str, Any] | None:
     raise InvalidInput("signature must be a Signature or its dict form", field="signature")
 
 
+def _aliases(alias: str | list[str] | None) -> tuple[str, ...]:
+    return (alias,) if isinstance(alias, str) else tuple(alias or ())
+
+
+def _precheck(name: str, alias: str | list[str] | None, tags: Mapping[str, str] | None) -> None:
+    """Refuse a bad name, alias or tag before an artifact is written anywhere."""
+    validate_name(name)
+    for a in _aliases(alias):
+        validate_alias(a)
+    validate_tags(dict(tags or {}))
+
+
 def _lineage(lineage: Lineage | Mapping[str, Any] | None) -> Lineage:
     if lineage is None:
         return Lineage()
@@ -121,6 +142,8 @@ class Client:
         """Save ``model`` in its flavor's safe format, store it, register a new version."""
         from modelplane.runtimes import detect_flavor, save_model
 
+        _precheck(name, alias, tags)
+        lineage_value = _lineage(lineage)
         flavor = flavor or detect_flavor(model)
         if signature is None and input_example is not None:
             from modelplane.registry.signature import infer_signature
@@ -139,7 +162,7 @@ class Client:
             metrics=metrics,
             params=params,
             tags=tags,
-            lineage=_lineage(lineage),
+            lineage=lineage_value,
             alias=alias,
             description=description,
         )
@@ -167,6 +190,9 @@ class Client:
         """
         from modelplane.runtimes import guess_flavor, load_runtime
 
+        _precheck(name, alias, tags)
+        lineage_value = _lineage(lineage)
+        signature_value = _signature_dict(signature)
         source = Path(path)
         if not source.exists():
             raise InvalidInput(f"{source} does not exist", field="path")
@@ -191,11 +217,11 @@ class Client:
             digest=stored.digest,
             size=stored.size,
             artifact_name=stored.name,
-            signature=_signature_dict(signature),
+            signature=signature_value,
             metrics=metrics,
             params=params,
             tags=tag_map,
-            lineage=_lineage(lineage),
+            lineage=lineage_value,
             alias=alias,
             description=description,
             create_model=create_model,
@@ -218,7 +244,7 @@ class Client:
         description: str,
         create_model: bool = True,
     ) -> ModelVersion:
-        aliases = (alias,) if isinstance(alias, str) else tuple(alias or ())
+        aliases = _aliases(alias)
         version: ModelVersion = self.platform.bus.handle(
             rc.RegisterVersion(
                 model=name,
@@ -265,6 +291,22 @@ class Client:
 
     def delete_tag(self, name: str, key: str, *, version: int | None = None) -> None:
         self.platform.bus.handle(rc.DeleteTag(model=name, key=key, version=version))
+
+    def create_token(self, name: str, scope: str = "read") -> CreatedToken:
+        """A new API token; its secret is in the result and nowhere else, ever."""
+        from modelplane.auth.commands import CreateToken
+
+        created: CreatedToken = self.platform.bus.handle(CreateToken(name=name, scope=scope))
+        return created
+
+    def revoke_token(self, token_id: str) -> Token:
+        from modelplane.auth.commands import RevokeToken
+
+        token: Token = self.platform.bus.handle(RevokeToken(token_id=token_id))
+        return token
+
+    def list_tokens(self, *, include_revoked: bool = False) -> list[Token]:
+        return self.platform.tokens.list_tokens(include_revoked=include_revoked)
 
     # -- reads (views) ---------------------------------------------------------------------
     def get_model(self, name: str) -> RegisteredModel:

@@ -109,11 +109,18 @@ async def _modelplane_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    message, where, kind = _first_error(exc.errors())
-    if kind == "json_invalid":
-        return error_response(
-            400, MalformedRequest.code, f"the request body is not valid JSON: {message}", where
-        )
+    errors = exc.errors()
+    message, where, kind = _first_error(errors)
+    first = errors[0] if errors else {}
+    unparsed = tuple(first.get("loc", ())) == ("body",) and isinstance(first.get("input"), bytes)
+    if kind == "json_invalid" or unparsed:
+        # Not JSON at all (or sent without a JSON content type): malformed, not invalid.
+        if kind == "json_invalid":
+            detail = first.get("ctx", {}).get("error", "")
+            text = "the request body is not valid JSON" + (f": {detail}" if detail else "")
+        else:
+            text = "the request body must be a JSON object sent as application/json"
+        return error_response(400, MalformedRequest.code, text, "body")
     return error_response(422, InvalidInput.code, message, where)
 
 
@@ -123,7 +130,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
         phrase = HTTPStatus(exc.status_code).phrase
     except ValueError:
         phrase = "error"
-    code = {404: "not_found", 405: "method_not_allowed"}.get(
+    code = {400: MalformedRequest.code, 404: "not_found", 405: "method_not_allowed"}.get(
         exc.status_code, phrase.lower().replace(" ", "_").replace("-", "_")
     )
     message = exc.detail if isinstance(exc.detail, str) and exc.detail else phrase

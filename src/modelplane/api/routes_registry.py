@@ -245,6 +245,9 @@ def register_version(
     """
     validate_name(name)
     meta = _parse_metadata(metadata)
+    aliases = [meta.alias] if isinstance(meta.alias, str) else list(meta.alias or ())
+    for alias in aliases:  # checked before the artifact is stored, not only by the command
+        validate_alias(alias)
     filename = safe_name(file.filename or "", field="file")
     with tempfile.TemporaryDirectory(prefix="modelplane-upload-") as tmp:
         path = Path(tmp) / filename
@@ -265,7 +268,7 @@ def register_version(
             params=meta.params,
             tags=meta.tags,
             lineage=meta.lineage.model_dump() if meta.lineage else None,
-            alias=meta.alias,
+            alias=aliases,
             description=meta.description,
             trust=False,
             create_model=meta.create_model,

@@ -71,6 +71,5 @@ def list_aliases(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -
     print_table(
         ("alias", "version"),
         ((alias, str(number)) for alias, number in sorted(model.aliases.items())),
-        title=name,
         empty=f"{name} has no aliases",
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 import typer
 
@@ -11,6 +12,8 @@ from modelplane.cli.context import CursorOpt, JsonOpt, LimitOpt, state
 from modelplane.cli.output import fmt_time, print_json, print_table
 
 __all__ = ["app"]
+
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 app = typer.Typer(no_args_is_help=True, help="The event log (one event per state change).")
 
@@ -49,10 +52,27 @@ def list_events(
                 e.type,
                 f"{e.aggregate_type}:{e.aggregate_id}",
                 str(e.sequence),
-                json.dumps(e.payload, separators=(",", ":"), default=str),
+                _summary(e.payload, e.aggregate_id),
             )
             for e in page.items
         ),
+        wrap=("type", "aggregate", "payload"),
         next_cursor=page.next_cursor,
         empty="no events",
     )
+
+
+def _summary(payload: dict[str, Any], aggregate_id: str) -> str:
+    """``version=3 flavor=sklearn digest=0ced2b2bcd38…``: what a person scans for."""
+    parts = []
+    for key, value in payload.items():
+        if value is None or value == {} or value == "" or value == aggregate_id:
+            continue
+        if isinstance(value, str) and _HEX_DIGEST.fullmatch(value):
+            text = value[:12] + "…"
+        elif isinstance(value, str | int | float):
+            text = str(value)
+        else:
+            text = json.dumps(value, separators=(",", ":"), default=str)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)

@@ -45,7 +45,7 @@ app = typer.Typer(no_args_is_help=True, help="Registered models and their versio
 
 NameArg = Annotated[str, typer.Argument(help="Model name.", show_default=False)]
 VersionArg = Annotated[int, typer.Argument(help="Version number.", min=1, show_default=False)]
-_DIGEST_RE = re.compile(r"(sha256:)?[0-9a-fA-F]{64}")
+_DIGEST_RE = re.compile(r"(sha256:)?[0-9a-fA-F]{64}", re.IGNORECASE)
 
 
 class Status(StrEnum):
@@ -89,6 +89,7 @@ def list_models(
             )
             for m in page.items
         ),
+        wrap=("aliases", "tags"),
         next_cursor=page.next_cursor,
         empty="no models",
     )
@@ -114,10 +115,12 @@ def register(
     name: NameArg,
     path: Annotated[Path, typer.Argument(help="Saved model file (or folder).", show_default=False)],
     flavor: Annotated[
-        str | None, typer.Option(help="sklearn, onnx, xgboost, lightgbm, torch, pyfunc.")
+        str | None,
+        typer.Option(metavar="FLAVOR", help="sklearn, onnx, xgboost, lightgbm, torch, pyfunc."),
     ] = None,
     alias: Annotated[
-        list[str] | None, typer.Option("--alias", help="Point this alias at it (repeatable).")
+        list[str] | None,
+        typer.Option("--alias", metavar="ALIAS", help="Point this alias at it (repeatable)."),
     ] = None,
     metric: Annotated[
         list[str] | None, typer.Option("--metric", metavar="KEY=NUMBER", help="A metric.")
@@ -142,7 +145,8 @@ def register(
         Path | None, typer.Option(metavar="FILE.json", help="Input/output schema as JSON.")
     ] = None,
     trust: Annotated[
-        bool, typer.Option(help="Allow a pickle file. Only for files you made: it runs code.")
+        bool,
+        typer.Option("--trust", help="Allow a pickle file. Only for files you made: it runs code."),
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -248,7 +252,7 @@ def list_versions(
             )
             for v in page.items
         ),
-        title=name,
+        wrap=("aliases", "metrics"),
         next_cursor=page.next_cursor,
         empty=f"no versions of {name} match",
     )
@@ -336,7 +340,9 @@ def _data_source(text: str) -> DataSource:
         raise InvalidInput(
             f"invalid --data-source {text!r}: the URI is empty", field="--data-source"
         )
-    return DataSource(uri=uri, hash=digest.lower() or None)
+    # One form in the lineage whatever was typed: "sha256:<hex>", as log_model users write it.
+    hex_digest = digest.lower().removeprefix("sha256:")
+    return DataSource(uri=uri, hash=f"sha256:{hex_digest}" if hex_digest else None)
 
 
 def _read_signature(path: Path) -> dict[str, Any]:

@@ -7,8 +7,9 @@ and ``$(modelplane tokens create …)`` captures only the token. Rich is importe
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -52,21 +53,31 @@ def error_line(message: str) -> str:
     return f"error: {text or 'unknown error'}"
 
 
+#: Width of tables written to a pipe or file (Rich would assume 80 columns and wrap every cell).
+PIPE_WIDTH = 200
+
+
 def _console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, highlight=False, width=PIPE_WIDTH if piped else None)
 
 
 def print_table(
     columns: Sequence[str],
     rows: Iterable[Sequence[str]],
     *,
-    title: str | None = None,
+    wrap: Collection[str] = (),
     next_cursor: str | None = None,
     empty: str = "nothing to show",
 ) -> None:
-    """A Rich table on stdout; a hint with the next cursor when there is another page."""
+    """A Rich table on stdout; a hint with the next cursor (on stderr) when there is more.
+
+    Only the ``wrap`` columns (free text: tags, metrics…) wrap when the terminal is narrow;
+    the others (names, numbers, times, digests) stay on one line.
+    """
     from rich.table import Table
     from rich.text import Text
 
@@ -74,9 +85,12 @@ def print_table(
     if not materialised:
         note(empty)
         return
-    table = Table(title=Text(title) if title else None, title_justify="left", header_style="bold")
+    table = Table(header_style="bold")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        if column in wrap:
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, no_wrap=True)
     for row in materialised:
         table.add_row(*(Text(cell) for cell in row))  # data is never markup
     _console().print(table)
@@ -85,19 +99,11 @@ def print_table(
 
 
 def print_fields(fields: Sequence[tuple[str, str]], *, title: str | None = None) -> None:
-    """``key  value`` lines for one object."""
-    from rich.table import Table
-    from rich.text import Text
-
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
-    for key, value in fields:
-        grid.add_row(Text(key), Text(value))
-    console = _console()
-    if title:
-        console.print(Text(title, style="bold"))
-    console.print(grid)
+    """``key  value`` lines for one object (plain text: easy to read, to grep, to copy)."""
+    width = max((len(key) for key, _ in fields), default=0)
+    lines = [title] if title else []
+    lines.extend(f"{key:<{width}}  {value}" for key, value in fields)
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 @contextmanager

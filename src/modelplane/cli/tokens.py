@@ -82,6 +82,7 @@ def list_tokens(
             )
             for t in tokens
         ),
+        wrap=("name",),
         empty="no tokens",
     )
 

@@ -14,7 +14,14 @@ from typing import Any, Generic, TypeVar
 
 from modelplane.errors import MalformedRequest
 
-__all__ = ["MAX_PAGE_SIZE", "Page", "check_limit", "decode_cursor", "encode_cursor"]
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "Page",
+    "check_limit",
+    "cursor_int",
+    "decode_cursor",
+    "encode_cursor",
+]
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 1000
@@ -43,6 +50,14 @@ def decode_cursor(cursor: str | None, *keys: str) -> dict[str, Any] | None:
     if not isinstance(data, dict) or any(k not in data for k in keys):
         raise MalformedRequest("cursor is not one this server issued", field="cursor")
     return data
+
+
+def cursor_int(after: dict[str, Any], key: str) -> int:
+    """The integer ``key`` of a decoded cursor; a tampered one is a malformed request."""
+    value = after.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise MalformedRequest("cursor is not one this server issued", field="cursor")
+    return value
 
 
 def check_limit(limit: int) -> int:

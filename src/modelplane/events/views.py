@@ -8,7 +8,13 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from modelplane.core.pagination import Page, check_limit, decode_cursor, encode_cursor
+from modelplane.core.pagination import (
+    Page,
+    check_limit,
+    cursor_int,
+    decode_cursor,
+    encode_cursor,
+)
 from modelplane.db import tables as t
 from modelplane.registry.adapters.sql import aware
 
@@ -66,7 +72,7 @@ class EventViews:
             stmt = stmt.where(e.c.type == type)
         after = decode_cursor(cursor, "id")
         if after is not None:
-            stmt = stmt.where(e.c.id > int(after["id"]))
+            stmt = stmt.where(e.c.id > cursor_int(after, "id"))
         stmt = stmt.order_by(e.c.id).limit(limit + 1)
         with self._engine.connect() as conn:
             rows = [r._mapping for r in conn.execute(stmt)]

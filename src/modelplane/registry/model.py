@@ -8,6 +8,7 @@ time (never all of them: a model may have tens of thousands).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -37,6 +38,7 @@ __all__ = [
     "validate_alias",
     "validate_name",
     "validate_tags",
+    "validate_text",
 ]
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
@@ -67,13 +69,23 @@ def validate_alias(alias: str) -> str:
     return alias
 
 
+def validate_text(value: str | None, *, field: str, limit: int = 10_000) -> None:
+    """Free text (descriptions, lineage strings): a string, bounded, with no NUL character."""
+    if value is None:
+        return
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        raise InvalidInput(
+            f"{field} must be a string of at most {limit} characters without NUL", field=field
+        )
+
+
 def validate_tags(tags: dict[str, str], *, field: str = "tags") -> dict[str, str]:
     for key, value in tags.items():
         if not isinstance(key, str) or not TAG_KEY_RE.fullmatch(key):
             raise InvalidInput(f"invalid tag key {key!r}", field=f"{field}.{key}")
-        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
+        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE or "\x00" in value:
             raise InvalidInput(
-                f"tag {key!r} must be a string of at most {MAX_TAG_VALUE} characters",
+                f"tag {key!r} must be a string of at most {MAX_TAG_VALUE} characters, no NUL",
                 field=f"{field}.{key}",
             )
     return tags
@@ -113,10 +125,14 @@ class Lineage:
                 raise InvalidInput(
                     "each data source needs a 'uri'", field=f"lineage.data_sources[{i}]"
                 )
+            validate_text(src["uri"], field=f"lineage.data_sources[{i}].uri", limit=2048)
+            validate_text(src.get("hash"), field=f"lineage.data_sources[{i}].hash", limit=256)
             sources.append(DataSource(uri=src["uri"], hash=src.get("hash")))
         parent = data.get("parent_version")
         if parent is not None and (not isinstance(parent, int) or parent < 1):
             raise InvalidInput("parent_version must be a positive integer", field="lineage")
+        for key in ("run_id", "code_commit"):
+            validate_text(data.get(key), field=f"lineage.{key}", limit=128)
         unknown = set(data) - {"data_sources", "parent_version", "run_id", "code_commit"}
         if unknown:
             raise InvalidInput(f"unknown lineage field(s): {sorted(unknown)}", field="lineage")
@@ -193,6 +209,7 @@ class RegisteredModel:
     ) -> RegisteredModel:
         validate_name(name)
         validate_tags(tags)
+        validate_text(description, field="description")
         model = cls(name=name, created_at=now, updated_at=now, description=description, tags=tags)
         model.events.append(ModelRegistered(model=name, description=description, tags=dict(tags)))
         return model
@@ -213,9 +230,18 @@ class RegisteredModel:
         now: datetime,
     ) -> ModelVersion:
         validate_tags(tags)
+        validate_text(description, field="description")
+        for key, param in params.items():
+            validate_text(str(param), field=f"params.{key}", limit=5000)
         for key, value in metrics.items():
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise InvalidInput(f"metric {key!r} must be a number", field=f"metrics.{key}")
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+            ):
+                raise InvalidInput(
+                    f"metric {key!r} must be a finite number", field=f"metrics.{key}"
+                )
         parent = lineage.parent_version
         if parent is not None and parent > self.latest_version:
             raise InvalidInput(

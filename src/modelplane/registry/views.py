@@ -17,9 +17,21 @@ from sqlalchemy import Engine, and_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from modelplane.core.pagination import Page, check_limit, decode_cursor, encode_cursor
+from modelplane.core.pagination import (
+    Page,
+    check_limit,
+    cursor_int,
+    decode_cursor,
+    encode_cursor,
+)
 from modelplane.db import tables as t
-from modelplane.errors import AliasNotFound, InvalidInput, ModelNotFound, VersionNotFound
+from modelplane.errors import (
+    AliasNotFound,
+    InvalidInput,
+    MalformedRequest,
+    ModelNotFound,
+    VersionNotFound,
+)
 from modelplane.registry.adapters.sql import aware, row_to_version
 from modelplane.registry.model import (
     ModelVersion,
@@ -101,7 +113,9 @@ class RegistryViews:
             )
         after = decode_cursor(cursor, "name")
         if after is not None:
-            stmt = stmt.where(m.c.name > str(after["name"]))
+            if not isinstance(after["name"], str):
+                raise MalformedRequest("cursor is not one this server issued", field="cursor")
+            stmt = stmt.where(m.c.name > after["name"])
         stmt = stmt.order_by(m.c.name).limit(limit + 1)
         with self._engine.connect() as conn:
             rows = [r._mapping for r in conn.execute(stmt)]
@@ -237,7 +251,7 @@ class RegistryViews:
                     .exists()
                 )
             if after is not None:
-                last = int(after["v"])
+                last = cursor_int(after, "v")
                 conds.append(key_col < last if order == "desc" else key_col > last)
             ordering = key_col.desc() if order == "desc" else key_col.asc()
             stmt = stmt.where(*conds).order_by(ordering).limit(limit + 1)
