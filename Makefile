@@ -23,6 +23,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

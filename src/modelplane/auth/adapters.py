@@ -8,9 +8,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from modelplane.auth.model import Token
+from modelplane.core.clock import aware
 from modelplane.core.uow import HasEvents
 from modelplane.db import tables as t
-from modelplane.registry.adapters.sql import aware
 
 __all__ = ["SqlTokenRepository", "row_to_token"]
 

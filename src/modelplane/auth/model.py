@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from modelplane.core.messages import Event
+from modelplane.core.names import validate_name
 from modelplane.errors import Conflict, InvalidInput
-from modelplane.registry.model import validate_name
 
 __all__ = ["SCOPES", "Scope", "Token", "TokenCreated", "TokenRevoked", "hash_token", "new_secret"]
 

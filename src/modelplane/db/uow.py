@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.engine import Connection, RootTransaction
 
 from modelplane.auth.adapters import SqlTokenRepository
+from modelplane.core.clock import utcnow
 from modelplane.core.messages import Event
 from modelplane.core.uow import HasEvents
 from modelplane.db import tables as t
@@ -36,7 +37,7 @@ class SqlUnitOfWork:
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
         self._engine = engine
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or utcnow
         self._tx: RootTransaction | None = None
         self._seen: list[HasEvents] = []
         self._committed: list[Event] = []

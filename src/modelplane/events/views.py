@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from modelplane.core.clock import aware
 from modelplane.core.pagination import (
     Page,
     check_limit,
@@ -16,7 +17,6 @@ from modelplane.core.pagination import (
     encode_cursor,
 )
 from modelplane.db import tables as t
-from modelplane.registry.adapters.sql import aware
 
 __all__ = ["EventRecord", "EventViews"]
 

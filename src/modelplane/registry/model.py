@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from modelplane.core.messages import Event
+from modelplane.core.names import validate_name
 from modelplane.errors import Conflict, InvalidInput, InvalidName, VersionInUse
 from modelplane.registry.events import (
     AliasRemoved,
@@ -41,22 +42,11 @@ __all__ = [
     "validate_text",
 ]
 
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
 TAG_KEY_RE = re.compile(r"[A-Za-z0-9_.:/-][A-Za-z0-9_.:/ -]{0,249}")
 RESERVED_ALIASES = frozenset({"latest"})
 MAX_TAG_VALUE = 5000
 
 Status = Literal["ready", "archived"]
-
-
-def validate_name(name: str, *, field: str = "name") -> str:
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise InvalidName(
-            f"invalid {field} {name!r}: use 1-128 characters of a-z, 0-9, '.', '_', '-', "
-            "starting with a letter or digit",
-            field=field,
-        )
-    return name
 
 
 def validate_alias(alias: str) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, and_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from modelplane.core.clock import aware
 from modelplane.core.pagination import (
     Page,
     check_limit,
@@ -32,7 +33,7 @@ from modelplane.errors import (
     ModelNotFound,
     VersionNotFound,
 )
-from modelplane.registry.adapters.sql import aware, row_to_version
+from modelplane.registry.adapters.sql import row_to_version
 from modelplane.registry.model import (
     ModelVersion,
     Reference,

@@ -7,7 +7,6 @@ Loads one model with its aliases and tags (never its versions), locks it for the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import and_, delete, insert, select, update
@@ -15,11 +14,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Row
 
+from modelplane.core.clock import aware
 from modelplane.core.uow import HasEvents
 from modelplane.db import tables as t
 from modelplane.registry.model import Lineage, ModelVersion, RegisteredModel
 
-__all__ = ["SqlModelRepository", "aware", "row_to_version"]
+__all__ = ["SqlModelRepository", "row_to_version"]
 
 
 class _Tx(Protocol):
@@ -27,11 +27,6 @@ class _Tx(Protocol):
     dialect: str
 
     def track(self, aggregate: HasEvents) -> None: ...
-
-
-def aware(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; every time modelplane stores is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def row_to_version(name: str, row: Row[Any], aliases: tuple[str, ...] = ()) -> ModelVersion:
