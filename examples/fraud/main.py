@@ -198,13 +198,13 @@ def scores_table(model: modelplane.LoadedModel, sample: pd.DataFrame) -> Table:
     for column in ("amount", "merchant", "hour", "km", "txns/h", "P(fraud)"):
         table.add_column(column, justify="left" if column == "merchant" else "right")
     table.add_column("decision")
-    for row, p in zip(sample.itertuples(index=False), probabilities, strict=True):
+    for row, p in zip(sample.to_dict("records"), probabilities, strict=True):
         table.add_row(
-            f"{row.amount:,.2f}",
-            CATEGORIES[row.merchant_category],
-            f"{row.hour:02d}:00",
-            f"{row.distance_from_home_km:,.1f}",
-            str(row.txn_last_hour),
+            f"{row['amount']:,.2f}",
+            CATEGORIES[row["merchant_category"]],
+            f"{row['hour']:02d}:00",
+            f"{row['distance_from_home_km']:,.1f}",
+            str(row["txn_last_hour"]),
             f"{p:.2%}",
             decision(float(p), review_at),
         )
@@ -269,7 +269,7 @@ def main() -> None:
 
     # 3. register both; the better one by ROC AUC becomes champion, the other challenger
     champion, challenger = sorted(candidates, key=lambda c: c.metrics["roc_auc"], reverse=True)
-    lineage = {
+    lineage: dict[str, Any] = {
         "data_sources": [{"uri": DATA_FILE.absolute().as_uri(), "hash": data_hash}],
         "code_commit": git_commit(),
         "run_id": uuid.uuid4().hex,
