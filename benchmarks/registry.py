@@ -391,7 +391,8 @@ def postgres_stats(client: Client) -> str:
     return (
         f"autovacuum={autovacuum}; table versions: {row[0]:,} live rows, last ANALYZE "
         f"{row[2] or 'never'} (auto: {row[3] or 'never'}), planner's reltuples="
-        f"{reltuples:.0f}, rows changed since={row[1]:,}: no ANALYZE after populating"
+        f"{reltuples:.0f}, rows changed since={row[1]:,}: the benchmark ran no ANALYZE (the last "
+        "one is modelplane's own refresh as the model grew)"
     )
 
 

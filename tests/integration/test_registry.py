@@ -389,7 +389,7 @@ class TestOutbox:
         register(db_platform)
         from modelplane.db.uow import SqlUnitOfWork
 
-        def boom(self: SqlUnitOfWork, pending: list[Any]) -> None:
+        def boom(self: SqlUnitOfWork) -> None:
             raise RuntimeError("disk full")
 
         monkeypatch.setattr(SqlUnitOfWork, "_write_events", boom)
@@ -486,3 +486,19 @@ def test_head_matches_the_newest_migration_script() -> None:
         for p in (Path(migrate.__file__).parent / "migrations" / "versions").glob("0*.py")
     )
     assert scripts[-1] == migrate.HEAD
+
+
+@pytest.mark.postgres
+def test_postgres_statistics_are_refreshed_as_a_model_grows(pg_url: str, home: Path) -> None:
+    platform = bootstrap(Settings(home=home, db_url=pg_url))
+    try:
+        for _ in range(100):
+            register(platform)
+        with platform.engine.connect() as conn:
+            estimated = conn.exec_driver_sql(
+                "SELECT reltuples FROM pg_class "
+                "WHERE relname = 'versions' AND relnamespace = current_schema()::regnamespace"
+            ).scalar_one()
+        assert estimated == 100
+    finally:
+        platform.close()

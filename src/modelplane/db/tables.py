@@ -55,6 +55,8 @@ models = Table(
     Column("description", Text, nullable=False, default=""),
     Column("tags", JSON, nullable=False),
     Column("latest_version", Integer, nullable=False, default=0),
+    # The sequence number of this model's last event (the outbox numbers events per aggregate).
+    Column("event_seq", Integer, nullable=False, default=0),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
 )

@@ -41,6 +41,7 @@ class SqlUnitOfWork:
         self._tx: RootTransaction | None = None
         self._seen: list[HasEvents] = []
         self._committed: list[Event] = []
+        self.analyze_after_commit = False
         self.dialect = engine.dialect.name
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -74,11 +75,21 @@ class SqlUnitOfWork:
         assert self._tx is not None, "commit() outside 'with uow:'"
         pending = [e for agg in self._seen for e in agg.events]
         if pending:
-            self._write_events(pending)
+            self._write_events()
         self._tx.commit()
         for agg in self._seen:
             agg.events.clear()
         self._committed.extend(pending)
+        if self.analyze_after_commit:
+            self.analyze_after_commit = False
+            self._analyze()
+
+    def _analyze(self) -> None:
+        """Refresh PostgreSQL's planner statistics of modelplane's tables (see the repository)."""
+        with self._engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                "ANALYZE " + ", ".join(t.metadata.tables)
+            )
 
     def rollback(self) -> None:
         if self._tx is not None and self._tx.is_active:
@@ -89,32 +100,42 @@ class SqlUnitOfWork:
             yield self._committed.pop(0)
 
     # -- outbox ----------------------------------------------------------------------------
-    def _write_events(self, pending: list[Event]) -> None:
+    def _write_events(self) -> None:
         if self.dialect == "postgresql":
             self.conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
         now = self.clock()
-        next_seq: dict[tuple[str, str], int] = {}
         rows = []
-        for event in pending:
-            key = (event.aggregate_type, event.aggregate_id)
-            if key not in next_seq:
+        for agg in self._seen:
+            if not agg.events:
+                continue
+            first = agg.events[0]
+            key = (first.aggregate_type, first.aggregate_id)
+            counted = getattr(agg, "event_seq", None)
+            if isinstance(counted, int):
+                # The aggregate numbers its own events and stores the count with its row.
+                seq = counted - len(agg.events) + 1
+            else:
                 last = self.conn.execute(
                     select(func.max(t.events.c.sequence)).where(
                         t.events.c.aggregate_type == key[0], t.events.c.aggregate_id == key[1]
                     )
                 ).scalar()
-                next_seq[key] = (last or 0) + 1
-            rows.append(
-                {
-                    "event_id": str(uuid.uuid4()),
-                    "type": event.type_name(),
-                    "schema_version": event.schema_version,
-                    "aggregate_type": key[0],
-                    "aggregate_id": key[1],
-                    "sequence": next_seq[key],
-                    "payload": event.payload(),
-                    "occurred_at": now,
-                }
-            )
-            next_seq[key] += 1
-        self.conn.execute(insert(t.events), rows)
+                seq = (last or 0) + 1
+            for event in agg.events:
+                rows.append(
+                    {
+                        "event_id": str(uuid.uuid4()),
+                        "type": event.type_name(),
+                        "schema_version": event.schema_version,
+                        "aggregate_type": event.aggregate_type,
+                        "aggregate_id": event.aggregate_id,
+                        "sequence": seq,
+                        "payload": event.payload(),
+                        "occurred_at": now,
+                    }
+                )
+                seq += 1
+        self.conn.execute(_INSERT_EVENTS, rows)
+
+
+_INSERT_EVENTS = insert(t.events)

@@ -191,7 +191,13 @@ class RegisteredModel:
     latest_version: int = 0
     aliases: dict[str, int] = field(default_factory=dict)
     id: int | None = None
+    event_seq: int = 0
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
+
+    def _record(self, event: Event) -> None:
+        """Append an event; ``event_seq`` counts this model's events (stored with the row)."""
+        self.events.append(event)
+        self.event_seq += 1
 
     @classmethod
     def create(
@@ -201,7 +207,7 @@ class RegisteredModel:
         validate_tags(tags)
         validate_text(description, field="description")
         model = cls(name=name, created_at=now, updated_at=now, description=description, tags=tags)
-        model.events.append(ModelRegistered(model=name, description=description, tags=dict(tags)))
+        model._record(ModelRegistered(model=name, description=description, tags=dict(tags)))
         return model
 
     def add_version(
@@ -255,7 +261,7 @@ class RegisteredModel:
             lineage=lineage,
             description=description,
         )
-        self.events.append(
+        self._record(
             ModelVersionRegistered(
                 model=self.name,
                 version=version.version,
@@ -281,7 +287,7 @@ class RegisteredModel:
             return
         self.aliases[alias] = version.version
         self.updated_at = now
-        self.events.append(
+        self._record(
             AliasSet(
                 model=self.name, alias=alias, version=version.version, previous_version=previous
             )
@@ -294,7 +300,7 @@ class RegisteredModel:
             raise AliasNotFound(f"model {self.name!r} has no alias {alias!r}", field="alias")
         version = self.aliases.pop(alias)
         self.updated_at = now
-        self.events.append(AliasRemoved(model=self.name, alias=alias, version=version))
+        self._record(AliasRemoved(model=self.name, alias=alias, version=version))
         return version
 
     def archive(self, version: ModelVersion, *, now: datetime) -> None:
@@ -309,14 +315,14 @@ class RegisteredModel:
             return
         version.status = "archived"
         self.updated_at = now
-        self.events.append(VersionArchived(model=self.name, version=version.version))
+        self._record(VersionArchived(model=self.name, version=version.version))
 
     def restore(self, version: ModelVersion, *, now: datetime) -> None:
         if version.status == "ready":
             return
         version.status = "ready"
         self.updated_at = now
-        self.events.append(VersionRestored(model=self.name, version=version.version))
+        self._record(VersionRestored(model=self.name, version=version.version))
 
     def set_tag(
         self, key: str, value: str, *, version: ModelVersion | None = None, now: datetime
@@ -328,7 +334,7 @@ class RegisteredModel:
         target[key] = value
         self.updated_at = now
         number = version.version if version is not None else None
-        self.events.append(TagSet(model=self.name, key=key, value=value, version=number))
+        self._record(TagSet(model=self.name, key=key, value=value, version=number))
 
     def delete_tag(self, key: str, *, version: ModelVersion | None = None, now: datetime) -> None:
         target = version.tags if version is not None else self.tags
@@ -338,7 +344,7 @@ class RegisteredModel:
         del target[key]
         self.updated_at = now
         number = version.version if version is not None else None
-        self.events.append(TagDeleted(model=self.name, key=key, version=number))
+        self._record(TagDeleted(model=self.name, key=key, version=number))
 
     def to_dict(self) -> dict[str, Any]:
         return {

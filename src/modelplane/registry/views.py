@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, and_, bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -80,6 +80,13 @@ class MetricFilter:
         return cls(key=key, op=op, value=value)
 
 
+_MODEL_WITH_ALIASES = (
+    select(t.models, t.aliases.c.alias, t.aliases.c.version.label("alias_version"))
+    .select_from(t.models.outerjoin(t.aliases, t.aliases.c.model_id == t.models.c.id))
+    .where(t.models.c.name == bindparam("name"))
+)
+
+
 class RegistryViews:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -88,8 +95,7 @@ class RegistryViews:
     def get_model(self, name: str) -> RegisteredModel:
         validate_name(name)
         with self._engine.connect() as conn:
-            row = self._model_row(conn, name)
-            aliases = self._aliases(conn, row["id"])
+            row, aliases = self._model_with_aliases(conn, name)
         return self._to_model(row, aliases)
 
     def list_models(
@@ -149,9 +155,8 @@ class RegistryViews:
         reference = parse_reference(ref) if isinstance(ref, str) else ref
         v = t.versions
         with self._engine.connect() as conn:
-            row = self._model_row(conn, reference.name)
+            row, aliases = self._model_with_aliases(conn, reference.name)
             model_id = row["id"]
-            aliases = self._aliases(conn, model_id)
             if reference.version is not None:
                 number: int | None = reference.version
             elif reference.alias is not None and reference.alias != "latest":
@@ -204,7 +209,8 @@ class RegistryViews:
         after = decode_cursor(cursor, "v")
         v = t.versions
         with self._engine.connect() as conn:
-            model_id = self._model_row(conn, validate_name(name))["id"]
+            row, aliases = self._model_with_aliases(conn, validate_name(name))
+            model_id = row["id"]
             tag_items = list((tags or {}).items())
             # Drive the scan from the first tag's index when filtering by tag: it is ordered
             # by version, so the page is an index range scan however rare the tag.
@@ -257,7 +263,6 @@ class RegistryViews:
             ordering = key_col.desc() if order == "desc" else key_col.asc()
             stmt = stmt.where(*conds).order_by(ordering).limit(limit + 1)
             rows = conn.execute(stmt).all()
-            aliases = self._aliases(conn, model_id)
         held: dict[int, list[str]] = {}
         for alias, number in sorted(aliases.items()):
             held.setdefault(number, []).append(alias)
@@ -270,18 +275,13 @@ class RegistryViews:
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
-    def _model_row(conn: Connection, name: str) -> Any:
-        row = conn.execute(select(t.models).where(t.models.c.name == name)).first()
-        if row is None:
+    def _model_with_aliases(conn: Connection, name: str) -> tuple[Any, dict[str, int]]:
+        """The model's row and its aliases in one round trip (a LEFT JOIN on ``aliases``)."""
+        rows = conn.execute(_MODEL_WITH_ALIASES, {"name": name}).all()
+        if not rows:
             raise ModelNotFound(f"model {name!r} does not exist", field="name")
-        return row._mapping
-
-    @staticmethod
-    def _aliases(conn: Connection, model_id: int) -> dict[str, int]:
-        rows = conn.execute(
-            select(t.aliases.c.alias, t.aliases.c.version).where(t.aliases.c.model_id == model_id)
-        ).all()
-        return dict(rows)
+        aliases = {r.alias: r.alias_version for r in rows if r.alias is not None}
+        return rows[0]._mapping, aliases
 
     @staticmethod
     def _to_model(row: Any, aliases: dict[str, int]) -> RegisteredModel:

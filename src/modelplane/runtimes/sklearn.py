@@ -42,6 +42,9 @@ _SAFE_CONTAINERS = frozenset(
         "collections.OrderedDict",
         "collections.defaultdict",
         "collections.deque",
+        # HistGradientBoosting with categorical features keeps a partial of check_array; the
+        # function it wraps is reported (and checked) on its own.
+        "functools.partial",
     }
 )
 # Functions under the trusted prefixes that read files or load code: a FunctionTransformer

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Row
@@ -25,6 +25,7 @@ __all__ = ["SqlModelRepository", "row_to_version"]
 class _Tx(Protocol):
     conn: Connection
     dialect: str
+    analyze_after_commit: bool
 
     def track(self, aggregate: HasEvents) -> None: ...
 
@@ -50,6 +51,36 @@ def row_to_version(name: str, row: Row[Any], aliases: tuple[str, ...] = ()) -> M
     )
 
 
+_MODEL_WITH_ALIASES = (
+    select(t.models, t.aliases.c.alias, t.aliases.c.version.label("alias_version"))
+    .select_from(t.models.outerjoin(t.aliases, t.aliases.c.model_id == t.models.c.id))
+    .where(t.models.c.name == bindparam("name"))
+)
+_MODEL_WITH_ALIASES_FOR_UPDATE = _MODEL_WITH_ALIASES.with_for_update(of=t.models)
+_UPDATE_MODEL = (
+    update(t.models)
+    .where(t.models.c.id == bindparam("b_id"))
+    .values(
+        description=bindparam("description"),
+        tags=bindparam("tags"),
+        latest_version=bindparam("latest_version"),
+        event_seq=bindparam("event_seq"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+_INSERT_VERSION = insert(t.versions)
+
+
+def _needs_statistics(version: int) -> bool:
+    """Whether a model just grew enough for PostgreSQL's statistics to be refreshed.
+
+    Autovacuum (which runs ANALYZE) may be off, and a planner without statistics turns a
+    100-row keyset page of a 10,000-version model into a scan and sort of all of them (2-3 ms
+    instead of 1). So modelplane refreshes them itself at 100 versions and every 1,000 after.
+    """
+    return version == 100 or version % 1000 == 0
+
+
 class SqlModelRepository:
     def __init__(self, tx: _Tx) -> None:
         self._tx = tx
@@ -66,6 +97,7 @@ class SqlModelRepository:
             "description": model.description,
             "tags": model.tags,
             "latest_version": model.latest_version,
+            "event_seq": model.event_seq,
             "created_at": model.created_at,
             "updated_at": model.updated_at,
         }
@@ -86,23 +118,21 @@ class SqlModelRepository:
         return True
 
     def get(self, name: str) -> RegisteredModel | None:
-        stmt = select(t.models).where(t.models.c.name == name)
+        stmt = _MODEL_WITH_ALIASES
         if self._tx.dialect == "postgresql":
-            stmt = stmt.with_for_update()
-        row = self._conn.execute(stmt).first()
-        if row is None:
+            stmt = _MODEL_WITH_ALIASES_FOR_UPDATE
+        rows = self._conn.execute(stmt, {"name": name}).all()
+        if not rows:
             return None
-        m = row._mapping
-        alias_rows = self._conn.execute(
-            select(t.aliases.c.alias, t.aliases.c.version).where(t.aliases.c.model_id == m["id"])
-        ).all()
+        m = rows[0]._mapping
         model = RegisteredModel(
             id=m["id"],
             name=m["name"],
             description=m["description"],
             tags=dict(m["tags"]),
             latest_version=m["latest_version"],
-            aliases=dict(alias_rows),
+            event_seq=m["event_seq"],
+            aliases={r.alias: r.alias_version for r in rows if r.alias is not None},
             created_at=aware(m["created_at"]),
             updated_at=aware(m["updated_at"]),
         )
@@ -113,14 +143,15 @@ class SqlModelRepository:
     def save(self, model: RegisteredModel) -> None:
         old_aliases, old_tags = self._loaded.get(model.name, ({}, {}))
         self._conn.execute(
-            update(t.models)
-            .where(t.models.c.id == model.id)
-            .values(
-                description=model.description,
-                tags=model.tags,
-                latest_version=model.latest_version,
-                updated_at=model.updated_at,
-            )
+            _UPDATE_MODEL,
+            {
+                "b_id": model.id,
+                "description": model.description,
+                "tags": model.tags,
+                "latest_version": model.latest_version,
+                "event_seq": model.event_seq,
+                "updated_at": model.updated_at,
+            },
         )
         self._sync(
             t.aliases,
@@ -135,23 +166,24 @@ class SqlModelRepository:
 
     def add_version(self, model: RegisteredModel, version: ModelVersion) -> None:
         self._conn.execute(
-            insert(t.versions).values(
-                model_id=model.id,
-                version=version.version,
-                status=version.status,
-                flavor=version.flavor,
-                digest=version.digest,
-                size=version.size,
-                artifact_name=version.artifact_name,
-                signature=version.signature,
-                params=version.params,
-                metrics=version.metrics,
-                tags=version.tags,
-                lineage=version.lineage.to_dict(),
-                description=version.description,
-                run_id=version.lineage.run_id,
-                created_at=version.created_at,
-            )
+            _INSERT_VERSION,
+            {
+                "model_id": model.id,
+                "version": version.version,
+                "status": version.status,
+                "flavor": version.flavor,
+                "digest": version.digest,
+                "size": version.size,
+                "artifact_name": version.artifact_name,
+                "signature": version.signature,
+                "params": version.params,
+                "metrics": version.metrics,
+                "tags": version.tags,
+                "lineage": version.lineage.to_dict(),
+                "description": version.description,
+                "run_id": version.lineage.run_id,
+                "created_at": version.created_at,
+            },
         )
         key = {"model_id": model.id, "version": version.version}
         if version.tags:
@@ -165,6 +197,8 @@ class SqlModelRepository:
                 [key | {"key": k, "value": v} for k, v in version.metrics.items()],
             )
         self._version_tags[(model.name, version.version)] = dict(version.tags)
+        if self._tx.dialect == "postgresql" and _needs_statistics(version.version):
+            self._tx.analyze_after_commit = True
 
     def get_version(self, model: RegisteredModel, number: int) -> ModelVersion | None:
         row = self._conn.execute(
