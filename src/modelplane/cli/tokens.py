@@ -38,13 +38,8 @@ def create(
 
     Example: modelplane tokens create --name ci --scope write
     """
-    from modelplane.auth.commands import CreateToken
-    from modelplane.auth.handlers import CreatedToken
-
     st = state(ctx)
-    created: CreatedToken = st.client().platform.bus.handle(
-        CreateToken(name=name, scope=scope.value)
-    )
+    created = st.client().create_token(name, scope.value)
     if st.wants_json(json_out):
         print_json(created.token.to_dict() | {"token": created.secret})
     else:
@@ -66,7 +61,7 @@ def list_tokens(
     Example: modelplane tokens list
     """
     st = state(ctx)
-    tokens = st.client().platform.tokens.list_tokens(include_revoked=all_)
+    tokens = st.client().list_tokens(include_revoked=all_)
     if st.wants_json(json_out):
         print_json({"tokens": [t.to_dict() for t in tokens]})
         return
@@ -97,11 +92,8 @@ def revoke(
 
     Example: modelplane tokens revoke 3f2a9c1d7e4b
     """
-    from modelplane.auth.commands import RevokeToken
-    from modelplane.auth.model import Token
-
     st = state(ctx)
-    token: Token = st.client().platform.bus.handle(RevokeToken(token_id=token_id))
+    token = st.client().revoke_token(token_id)
     if st.wants_json(json_out):
         print_json(token.to_dict())
         return
