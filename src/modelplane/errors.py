@@ -23,8 +23,13 @@ edges (REST API, CLI) translate any error the same way and domain code never imp
     ├── ArtifactError                    500  exit 1  artifact_error
     │   ├── ArtifactMissing              500  exit 1  artifact_missing
     │   └── ArtifactCorrupted            500  exit 1  artifact_corrupted
+    ├── PayloadTooLarge                  413  exit 2  payload_too_large
     ├── DependencyMissing                501  exit 1  dependency_missing
-    └── Unavailable                      503  exit 1  unavailable
+    ├── Unavailable                      503  exit 1  unavailable
+    │   ├── Overloaded                   503  exit 1  overloaded        (bulkhead full)
+    │   ├── CircuitOpen                  503  exit 1  circuit_open      (no fallback)
+    │   └── NotReady                     503  exit 1  not_ready         (loading, draining)
+    └── DeadlineExceeded                 504  exit 1  deadline_exceeded
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ __all__ = [
     "ArtifactCorrupted",
     "ArtifactError",
     "ArtifactMissing",
+    "CircuitOpen",
+    "DeadlineExceeded",
     "Conflict",
     "DependencyMissing",
     "Forbidden",
@@ -44,6 +51,9 @@ __all__ = [
     "ModelNotFound",
     "ModelplaneError",
     "NotFound",
+    "NotReady",
+    "Overloaded",
+    "PayloadTooLarge",
     "SignatureMismatch",
     "TokenNotFound",
     "Unauthorized",
@@ -182,3 +192,33 @@ class Unavailable(ModelplaneError):
     status = 503
     exit_code = 1
     code = "unavailable"
+
+
+class Overloaded(Unavailable):
+    """A model's bulkhead (concurrency limit and queue) is full: retry after ``retry_after``."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, field: str | None = None):
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+
+class CircuitOpen(Unavailable):
+    code = "circuit_open"
+
+
+class NotReady(Unavailable):
+    code = "not_ready"
+
+
+class PayloadTooLarge(ModelplaneError):
+    status = 413
+    exit_code = 2
+    code = "payload_too_large"
+
+
+class DeadlineExceeded(ModelplaneError):
+    status = 504
+    exit_code = 1
+    code = "deadline_exceeded"

@@ -1,0 +1,1 @@
+"""Serving: Open Inference Protocol v2 over REST and gRPC, model pool, batching, cache, resilience."""
