@@ -21,6 +21,7 @@ from modelplane.registry.model import (
     Lineage,
     ModelVersion,
     RegisteredModel,
+    check_user_tags,
     validate_alias,
     validate_name,
     validate_tags,
@@ -89,6 +90,7 @@ def _aliases(alias: str | list[str] | None) -> tuple[str, ...]:
 def _precheck(name: str, alias: str | list[str] | None, tags: Mapping[str, str] | None) -> None:
     """Refuse a bad name, alias or tag before an artifact is written anywhere."""
     validate_name(name)
+    check_user_tags(dict(tags or {}))
     for a in _aliases(alias):
         validate_alias(a)
     validate_tags(dict(tags or {}))
@@ -197,6 +199,11 @@ class Client:
         if not source.exists():
             raise InvalidInput(f"{source} does not exist", field="path")
         flavor = flavor or guess_flavor(source)
+        if flavor == "pyfunc" and not trust:
+            raise UntrustedArtifact(
+                f"{source.name} names a Python function to run with request data; register "
+                "it only with trust=True / --trust, for files you made (or use log_model)"
+            )
         try:
             load_runtime(flavor, source, trust=trust)
         except UntrustedArtifact:

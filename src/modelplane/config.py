@@ -61,6 +61,21 @@ class Settings(BaseSettings):
     require_auth: bool = Field(
         default=False, description="Require a bearer token on read routes too."
     )
+    max_body_bytes: int = Field(
+        default=16 << 20, description="Largest request body the server accepts (413 above)."
+    )
+    cache_url: str | None = Field(
+        default=None,
+        description="Redis URL of the shared (L2) prediction cache, e.g. redis://host:6379/0.",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP gRPC endpoint for traces, e.g. http://collector:4317."
+    )
+    prediction_log: str | None = Field(
+        default=None,
+        description="Where the prediction log is written: folder or fsspec URL "
+        "(default: home/predictions).",
+    )
     cache_dir: str | None = Field(
         default=None,
         description="Local cache for artifacts fetched from a remote store (default: home/cache).",
@@ -93,6 +108,10 @@ class Settings(BaseSettings):
     def resolved_artifacts(self) -> str:
         """The artifact store location in force: configured, or ``home/artifacts``."""
         return self.artifacts or str((self.home / "artifacts").absolute())
+
+    @property
+    def resolved_prediction_log(self) -> str:
+        return self.prediction_log or str((self.home / "predictions").absolute())
 
     @property
     def resolved_cache_dir(self) -> Path:

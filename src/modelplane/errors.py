@@ -24,6 +24,7 @@ edges (REST API, CLI) translate any error the same way and domain code never imp
     │   ├── ArtifactMissing              500  exit 1  artifact_missing
     │   └── ArtifactCorrupted            500  exit 1  artifact_corrupted
     ├── PayloadTooLarge                  413  exit 2  payload_too_large
+    ├── PredictionFailed                 500  exit 1  prediction_failed (the model raised)
     ├── DependencyMissing                501  exit 1  dependency_missing
     ├── Unavailable                      503  exit 1  unavailable
     │   ├── Overloaded                   503  exit 1  overloaded        (bulkhead full)
@@ -40,8 +41,8 @@ __all__ = [
     "ArtifactError",
     "ArtifactMissing",
     "CircuitOpen",
-    "DeadlineExceeded",
     "Conflict",
+    "DeadlineExceeded",
     "DependencyMissing",
     "Forbidden",
     "InvalidInput",
@@ -54,6 +55,7 @@ __all__ = [
     "NotReady",
     "Overloaded",
     "PayloadTooLarge",
+    "PredictionFailed",
     "SignatureMismatch",
     "TokenNotFound",
     "Unauthorized",
@@ -222,3 +224,9 @@ class DeadlineExceeded(ModelplaneError):
     status = 504
     exit_code = 1
     code = "deadline_exceeded"
+
+
+class PredictionFailed(ModelplaneError):
+    """The model itself raised on input that passed its signature."""
+
+    code = "prediction_failed"

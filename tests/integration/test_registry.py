@@ -502,3 +502,32 @@ def test_postgres_statistics_are_refreshed_as_a_model_grows(pg_url: str, home: P
         assert estimated == 100
     finally:
         platform.close()
+
+
+def _alias_then(url: str, home: str, action: str, version: int) -> str:
+    platform = bootstrap(Settings(home=home, db_url=url))
+    client = Client(platform=platform)
+    try:
+        if action == "alias":
+            client.set_alias("race", "champion", version)
+        else:
+            client.archive_version("race", version)
+        return "ok"
+    except (VersionInUse, Conflict) as exc:
+        return type(exc).__name__
+    finally:
+        platform.close()
+
+
+def test_archive_and_alias_racing_never_leave_an_alias_on_an_archived_version(
+    db_platform: Platform, any_db_url: str, home: Path, mp: Client
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        for _ in range(4):
+            number = register(db_platform, model="race").version
+            pool.starmap(_alias_then, [(any_db_url, str(home), "alias", number),
+                                       (any_db_url, str(home), "archive", number)])
+            version = mp.get_version("race", number)
+            aliases = mp.get_model("race").aliases
+            assert not (version.status == "archived" and aliases.get("champion") == number)

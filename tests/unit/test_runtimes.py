@@ -443,7 +443,18 @@ class TestPyfunc:
     def test_standard_library_entrypoint_is_refused_without_trust(self, tmp_path: Path) -> None:
         path = tmp_path / "model.pyfunc.json"
         path.write_text(json.dumps({"entrypoint": "subprocess:getoutput"}))
-        with pytest.raises(UntrustedArtifact, match="standard-library"):
+        with pytest.raises(UntrustedArtifact, match="library function"):
+            load_runtime("pyfunc", path)
+
+    @pytest.mark.parametrize(
+        "entrypoint", ["pandas:read_pickle", "joblib:load", "numpy.lib.npyio:load", "os:system"]
+    )
+    def test_deserializing_library_entrypoints_are_refused_without_trust(
+        self, tmp_path: Path, entrypoint: str
+    ) -> None:
+        path = tmp_path / "model.pyfunc.json"
+        path.write_text(json.dumps({"entrypoint": entrypoint}))
+        with pytest.raises(UntrustedArtifact):
             load_runtime("pyfunc", path)
 
     def test_missing_module_is_a_dependency_error(self, tmp_path: Path) -> None:

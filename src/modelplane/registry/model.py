@@ -35,6 +35,7 @@ __all__ = [
     "Reference",
     "RegisteredModel",
     "Status",
+    "check_user_tags",
     "parse_reference",
     "validate_alias",
     "validate_name",
@@ -67,6 +68,19 @@ def validate_text(value: str | None, *, field: str, limit: int = 10_000) -> None
         raise InvalidInput(
             f"{field} must be a string of at most {limit} characters without NUL", field=field
         )
+
+
+RESERVED_TAG_PREFIX = "modelplane."
+
+
+def check_user_tags(tags: dict[str, str], *, field: str = "tags") -> None:
+    """Tags under ``modelplane.`` are written by modelplane itself (``modelplane.trusted``)."""
+    for key in tags:
+        if isinstance(key, str) and key.startswith(RESERVED_TAG_PREFIX):
+            raise InvalidInput(
+                f"tag {key!r}: keys starting with {RESERVED_TAG_PREFIX!r} are reserved",
+                field=f"{field}.{key}",
+            )
 
 
 def validate_tags(tags: dict[str, str], *, field: str = "tags") -> dict[str, str]:
@@ -328,6 +342,7 @@ class RegisteredModel:
         self, key: str, value: str, *, version: ModelVersion | None = None, now: datetime
     ) -> None:
         validate_tags({key: value}, field="tag")
+        check_user_tags({key: value}, field="tag")
         target = version.tags if version is not None else self.tags
         if target.get(key) == value:
             return
@@ -337,6 +352,7 @@ class RegisteredModel:
         self._record(TagSet(model=self.name, key=key, value=value, version=number))
 
     def delete_tag(self, key: str, *, version: ModelVersion | None = None, now: datetime) -> None:
+        check_user_tags({key: ""}, field="tag")
         target = version.tags if version is not None else self.tags
         if key not in target:
             where = f"{self.name}/{version.version}" if version is not None else self.name

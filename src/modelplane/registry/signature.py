@@ -26,7 +26,7 @@ from modelplane.errors import InvalidInput, SignatureMismatch
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DTYPES", "Signature", "TensorSpec", "infer_signature"]
+__all__ = ["DTYPES", "Signature", "TensorSpec", "infer_signature", "validate_columns"]
 
 TENSOR_INPUT = "input-0"
 TENSOR_OUTPUT = "output-0"
@@ -146,6 +146,37 @@ class Signature:
             )
         _check_names([s.name for s in self.inputs], list(batch), kind="tensor")
         return {s.name: _validate_tensor(s, batch[s.name]) for s in self.inputs}
+
+
+def validate_columns(
+    signature: Signature, columns: Mapping[str, np.ndarray[Any, Any]]
+) -> dict[str, np.ndarray[Any, Any]]:
+    """The columnar check on a dict of 1-D numpy columns, returning numpy columns.
+
+    The serving hot path: no DataFrame per request (building one costs ~50-100 µs and
+    concatenating 32 of them ~250 µs, more than a model's predict); the batch becomes one
+    DataFrame after it is assembled.
+    """
+    specs = signature.inputs
+    _check_names([s.name for s in specs], list(columns), kind="column")
+    out: dict[str, np.ndarray[Any, Any]] = {}
+    length: int | None = None
+    for spec in specs:
+        value = np.asarray(columns[spec.name])
+        if value.ndim != 1:
+            raise SignatureMismatch(
+                f"column {spec.name!r}: expected a 1-D column, got shape {list(value.shape)}",
+                field=spec.name,
+            )
+        if length is None:
+            length = len(value)
+        elif len(value) != length:
+            raise SignatureMismatch(
+                f"column {spec.name!r} has {len(value)} values, the others {length}",
+                field=spec.name,
+            )
+        out[spec.name] = _cast(value, spec.dtype, spec.name, what=f"column {spec.name!r}")
+    return out
 
 
 def infer_signature(X: Any, y: Any = None) -> Signature:

@@ -56,7 +56,9 @@ _MODEL_WITH_ALIASES = (
     .select_from(t.models.outerjoin(t.aliases, t.aliases.c.model_id == t.models.c.id))
     .where(t.models.c.name == bindparam("name"))
 )
-_MODEL_WITH_ALIASES_FOR_UPDATE = _MODEL_WITH_ALIASES.with_for_update(of=t.models)
+_LOCK_MODEL = (
+    select(t.models.c.id).where(t.models.c.name == bindparam("name")).with_for_update()
+)
 _UPDATE_MODEL = (
     update(t.models)
     .where(t.models.c.id == bindparam("b_id"))
@@ -118,10 +120,14 @@ class SqlModelRepository:
         return True
 
     def get(self, name: str) -> RegisteredModel | None:
-        stmt = _MODEL_WITH_ALIASES
         if self._tx.dialect == "postgresql":
-            stmt = _MODEL_WITH_ALIASES_FOR_UPDATE
-        rows = self._conn.execute(stmt, {"name": name}).all()
+            # Lock the model row first, then read its aliases: under READ COMMITTED a joined
+            # read would re-check only the locked row after waiting and keep stale aliases
+            # (a concurrent SetAlias could then be missed by ArchiveVersion).
+            locked = self._conn.execute(_LOCK_MODEL, {"name": name}).first()
+            if locked is None:
+                return None
+        rows = self._conn.execute(_MODEL_WITH_ALIASES, {"name": name}).all()
         if not rows:
             return None
         m = rows[0]._mapping
