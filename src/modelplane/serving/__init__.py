@@ -1,1 +1,1 @@
-"""Serving: Open Inference Protocol v2 over REST and gRPC, model pool, batching, cache, resilience."""
+"""Serving: OIP v2 over REST and gRPC, the model pool, batching, cache and resilience."""
