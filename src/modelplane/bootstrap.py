@@ -22,6 +22,7 @@ from modelplane.core.bus import MessageBus
 from modelplane.db.engine import make_engine
 from modelplane.db.migrate import ensure_schema
 from modelplane.db.uow import SqlUnitOfWork
+from modelplane.errors import DependencyMissing, InvalidInput
 from modelplane.events.views import EventViews
 from modelplane.registry.handlers import COMMAND_HANDLERS as REGISTRY_HANDLERS
 from modelplane.registry.views import RegistryViews
@@ -59,7 +60,7 @@ def bootstrap(
 ) -> Platform:
     """Build a :class:`Platform` from ``settings`` (default: environment and modelplane.toml)."""
     settings = settings or Settings()
-    engine = make_engine(settings.resolved_db_url)
+    engine = _engine(settings.resolved_db_url)
     if migrate:
         ensure_schema(engine)
     bus = MessageBus(
@@ -72,10 +73,40 @@ def bootstrap(
         settings=settings,
         engine=engine,
         bus=bus,
-        artifacts=open_store(
-            settings.resolved_artifacts, cache_dir=str(settings.resolved_cache_dir)
-        ),
+        artifacts=_store(settings),
         registry=RegistryViews(engine),
         events=EventViews(engine),
         tokens=TokenViews(engine),
     )
+
+
+def _engine(url: str) -> Engine:
+    """The metadata engine; a URL that cannot work is bad configuration, said in one line."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        return make_engine(url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise InvalidInput(
+            f"MODELPLANE_DB_URL {url!r} is not a usable database URL "
+            "(sqlite:///… or postgresql+psycopg://…): {exc}".replace("{exc}", str(exc)),
+            field="db_url",
+        ) from None
+    except ImportError as exc:
+        raise DependencyMissing(
+            f"the driver for {url.split(':')[0]} is not installed ({exc.name}); for "
+            "PostgreSQL: pip install 'modelplane[postgres]'"
+        ) from None
+
+
+def _store(settings: Settings) -> ArtifactStore:
+    location = settings.resolved_artifacts
+    try:
+        return open_store(location, cache_dir=str(settings.resolved_cache_dir))
+    except ImportError as exc:
+        raise DependencyMissing(
+            f"the artifact store {location!r} needs the fsspec package for its scheme "
+            f"({exc.name or exc}); e.g. pip install s3fs or gcsfs"
+        ) from None
+    except ValueError as exc:
+        raise InvalidInput(f"MODELPLANE_ARTIFACTS {location!r}: {exc}", field="artifacts") from None

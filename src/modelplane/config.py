@@ -29,8 +29,22 @@ class _TomlSource(PydanticBaseSettingsSource):
             if explicit:
                 raise FileNotFoundError(f"MODELPLANE_CONFIG names {path}, which does not exist")
             return {}
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        from modelplane.errors import InvalidInput
+
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(f"{path} is not valid TOML: {exc}", field="config") from None
+        section = data.get("modelplane", data)
+        if isinstance(section, dict):
+            unknown = sorted(set(section) - set(self.settings_cls.model_fields))
+            if unknown:
+                raise InvalidInput(
+                    f"{path}: unknown setting(s) {', '.join(unknown)}; known: "
+                    f"{', '.join(sorted(self.settings_cls.model_fields))}",
+                    field="config",
+                )
         section = data.get("modelplane", data)
         return dict(section) if isinstance(section, dict) else {}
 

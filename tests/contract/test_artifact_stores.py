@@ -168,3 +168,27 @@ class TestPathSafety:
         stored = store.put(model_file)
         with pytest.raises(UnsafePath):
             store.fetch(stored.digest, name="../../../evil", owner="fraud/1")
+
+
+class TestLocalStoreHardening:
+    def test_object_replaced_by_a_symlink_is_refused(self, tmp_path: Path,
+                                                     model_file: Path) -> None:
+        store = LocalArtifactStore(tmp_path / "store")
+        stored = store.put(model_file)
+        obj = store.root / "objects" / stored.digest[:2] / stored.digest
+        outside = tmp_path / "outside.onnx"
+        outside.write_bytes(model_file.read_bytes())
+        obj.unlink()
+        obj.symlink_to(outside)
+        with pytest.raises(UnsafePath):
+            store.fetch(stored.digest, name="model.onnx", owner="fraud/1")
+
+    def test_a_damaged_view_over_an_intact_object_is_rebuilt(self, tmp_path: Path,
+                                                             model_file: Path) -> None:
+        store = LocalArtifactStore(tmp_path / "store")
+        stored = store.put(model_file)
+        view = store.fetch(stored.digest, name="model.onnx", owner="fraud/1")
+        view.unlink()
+        view.write_bytes(b"stale copy")
+        again = store.fetch(stored.digest, name="model.onnx", owner="fraud/1")
+        assert again.read_bytes() == model_file.read_bytes()

@@ -48,3 +48,36 @@ class TestSettings:
         monkeypatch.setenv("MODELPLANE_CONFIG", str(tmp_path / "missing.toml"))
         with pytest.raises(FileNotFoundError):
             Settings()
+
+
+class TestBadConfiguration:
+    def test_malformed_toml_is_invalid_input(self, tmp_path: Path) -> None:
+        from modelplane.errors import InvalidInput
+
+        (tmp_path / "modelplane.toml").write_text("home =\n")
+        with pytest.raises(InvalidInput, match="not valid TOML"):
+            Settings()
+
+    def test_unknown_toml_key_is_named(self, tmp_path: Path) -> None:
+        from modelplane.errors import InvalidInput
+
+        (tmp_path / "modelplane.toml").write_text('hom = "x"\n')
+        with pytest.raises(InvalidInput, match="hom"):
+            Settings()
+
+    def test_unusable_database_url_is_invalid_input(self, tmp_path: Path) -> None:
+        from modelplane.bootstrap import bootstrap
+        from modelplane.errors import InvalidInput
+
+        with pytest.raises(InvalidInput) as info:
+            bootstrap(Settings(home=tmp_path, db_url="foo://x"))
+        assert info.value.field == "db_url"
+
+    def test_artifact_scheme_without_its_package_is_a_missing_dependency(
+        self, tmp_path: Path
+    ) -> None:
+        from modelplane.bootstrap import bootstrap
+        from modelplane.errors import DependencyMissing
+
+        with pytest.raises(DependencyMissing, match="s3"):
+            bootstrap(Settings(home=tmp_path, artifacts="s3://bucket/models"))

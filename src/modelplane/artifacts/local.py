@@ -94,6 +94,11 @@ class LocalArtifactStore:
 
     def fetch(self, digest: str, *, name: str, owner: str) -> Path:
         obj = self._object(check_digest(digest))
+        if obj.is_symlink():
+            raise UnsafePath(
+                f"artifact of {owner} is a symlink inside the store; objects are plain files",
+                field="digest",
+            )
         if not obj.exists():
             raise ArtifactMissing(
                 f"artifact of {owner} (sha256 {digest[:12]}…) is missing from {self.root}"
@@ -103,14 +108,15 @@ class LocalArtifactStore:
             return obj
         verify_file(obj, digest, owner)
         view = self._views / digest / safe_name(name)
-        if not view.exists():
-            view.parent.mkdir(parents=True, exist_ok=True)
-            tmp = view.parent / f".{uuid.uuid4().hex}"
-            try:
-                os.link(obj, tmp)
-            except OSError:
-                shutil.copyfile(obj, tmp)
-            os.replace(tmp, view)
-        elif not os.path.samefile(view, obj):
-            verify_file(view, digest, owner)
+        if view.exists() and not view.is_symlink() and os.path.samefile(view, obj):
+            return view  # a hard link to the object just verified
+        # Missing, a copy (no hard links here) or a stale/damaged link: make it afresh.
+        view.parent.mkdir(parents=True, exist_ok=True)
+        tmp = view.parent / f".{uuid.uuid4().hex}"
+        try:
+            os.link(obj, tmp)
+        except OSError:
+            shutil.copyfile(obj, tmp)
+            verify_file(tmp, digest, owner)
+        os.replace(tmp, view)
         return view
