@@ -15,6 +15,7 @@ It runs on modelplane's embedded defaults: a SQLite database and an artifact fol
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import uuid
@@ -301,6 +302,14 @@ def main() -> None:
         f"                 commit {commit[:12] if commit else 'unknown'}, "
         f"run {lineage['run_id'][:12]}"
     )
+
+    # 5. serve the champion and call it as a client would
+    if os.environ.get("MODELPLANE_DEMO_SERVE", "1") != "0":
+        from serve import serve_and_call
+
+        console.print()
+        console.rule("[bold]serving")
+        serve_and_call(MODEL_NAME, sample_transactions(), console)
     console.print(f"done in {time.perf_counter() - started:.1f} s")
 
 

@@ -7,6 +7,7 @@ edges (REST API, CLI) translate any error the same way and domain code never imp
     ├── InvalidInput                     422  exit 2  invalid_input
     │   ├── InvalidName                  422  exit 2  invalid_name
     │   ├── SignatureMismatch            422  exit 2  signature_mismatch
+    │   ├── ModelRejectedInput           422  exit 2  model_rejected_input
     │   ├── UnsafePath                   422  exit 2  unsafe_path
     │   └── UntrustedArtifact            422  exit 2  untrusted_artifact
     ├── MalformedRequest                 400  exit 2  malformed_request
@@ -50,6 +51,7 @@ __all__ = [
     "MalformedRequest",
     "ModelAlreadyExists",
     "ModelNotFound",
+    "ModelRejectedInput",
     "ModelplaneError",
     "NotFound",
     "NotReady",
@@ -230,3 +232,9 @@ class PredictionFailed(ModelplaneError):
     """The model itself raised on input that passed its signature."""
 
     code = "prediction_failed"
+
+
+class ModelRejectedInput(InvalidInput):
+    """The model raised ValueError/TypeError on input that passed its signature (e.g. NaN)."""
+
+    code = "model_rejected_input"

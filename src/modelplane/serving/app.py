@@ -1,0 +1,570 @@
+"""The serving ASGI app: OIP v2 REST, ``/predict``, admin and ``/metrics``, beside the registry API.
+
+The prediction routes are plain Starlette endpoints added to the FastAPI app (``add_route``): no
+dependency injection, no pydantic per request, JSON parsed by orjson straight into numpy (see
+``oip.py``). FastAPI's machinery serves the registry routes and ``/docs`` next to them.
+
+Built by :func:`create_serving_app`; its lifespan bootstraps the platform, starts the model pool
+(loading and warming every ``--model`` before readiness), the gRPC server, the prediction log,
+and freezes the warm heap (``gc.freeze``) so collections stay short under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelplane import __version__
+from modelplane.api.app import DESCRIPTION, include_routers
+from modelplane.api.errors import add_error_handlers
+from modelplane.auth.model import Scope, hash_token
+from modelplane.bootstrap import Platform, bootstrap
+from modelplane.config import Settings
+from modelplane.errors import (
+    InvalidInput,
+    MalformedRequest,
+    ModelplaneError,
+    NotReady,
+    Overloaded,
+    PayloadTooLarge,
+)
+from modelplane.serving import accesslog, oip, tracing
+from modelplane.serving.metrics import ServingMetrics
+from modelplane.serving.options import ServeOptions
+from modelplane.serving.pool import ModelPool, ServedModel
+from modelplane.serving.predlog import PredictionLog
+from modelplane.serving.service import InferenceService
+from modelplane.serving.types import InferRequest
+
+__all__ = ["ServingState", "create_serving_app", "factory"]
+
+log = logging.getLogger(__name__)
+JSON = "application/json"
+EXTENSIONS = ("binary_tensor_data", "model_repository")
+
+
+class ServingState:
+    """What the routes share; built in the lifespan."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        service: InferenceService,
+        pool: ModelPool,
+        metrics: ServingMetrics,
+        options: ServeOptions,
+    ) -> None:
+        self.platform = platform
+        self.service = service
+        self.pool = pool
+        self.metrics = metrics
+        self.options = options
+        self.max_body = platform.settings.max_body_bytes
+        self.require_auth = platform.settings.require_auth
+        self._tokens: dict[str, tuple[float, str]] = {}
+
+    def authorize(self, request: Request, scope: Scope, *, always: bool = False) -> None:
+        """Check the bearer token; verified tokens are remembered for 5 s (no DB per request)."""
+        if not (always or self.require_auth):
+            return
+        header = request.headers.get("authorization", "")
+        presented = header[7:].strip() if header[:7].lower() == "bearer " else None
+        if presented:
+            key = hash_token(presented) + scope
+            seen = self._tokens.get(key)
+            if seen is not None and seen[0] > time.monotonic():
+                return
+        token = self.platform.tokens.authenticate(presented, scope)
+        self._tokens[hash_token(presented or "") + scope] = (time.monotonic() + 5.0, token.id)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _state(request: Request) -> ServingState:
+    state: ServingState | None = getattr(request.app.state, "serving", None)
+    if state is None:
+        raise NotReady("the server is starting or stopping")
+    return state
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is over the limit of {limit} bytes", field="body")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes", field="body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _oip_error(exc: ModelplaneError) -> Response:
+    headers = (
+        {"Retry-After": str(max(1, round(exc.retry_after)))}
+        if isinstance(exc, Overloaded)
+        else None
+    )
+    return Response(oip.encode_error(exc.message), exc.status, headers=headers, media_type=JSON)
+
+
+def _plain_error(exc: ModelplaneError) -> Response:
+    headers = (
+        {"Retry-After": str(max(1, round(exc.retry_after)))}
+        if isinstance(exc, Overloaded)
+        else None
+    )
+    return Response(
+        orjson.dumps({"error": exc.to_dict()}), exc.status, headers=headers, media_type=JSON
+    )
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _observed(
+    route: str, *, oip_errors: bool = True
+) -> Callable[[Callable[[Request, ServingState], Awaitable[Response]]], Endpoint]:
+    """Wrap an endpoint: span, error translation, metrics, access log, traceparent."""
+
+    def wrap(fn: Callable[[Request, ServingState], Awaitable[Response]]) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            state: ServingState | None = None
+            model = request.path_params.get("name", "")
+            with tracing.start_request_span(request.headers, route):
+                try:
+                    state = _state(request)
+                    state.metrics.request_started()
+                    try:
+                        response = await fn(request, state)
+                    finally:
+                        state.metrics.request_finished()
+                except ModelplaneError as exc:
+                    response = _oip_error(exc) if oip_errors else _plain_error(exc)
+                except Exception:
+                    log.exception("unexpected error on %s", request.url.path)
+                    err = ModelplaneError("internal error; see the server log")
+                    response = _oip_error(err) if oip_errors else _plain_error(err)
+                parent = tracing.traceparent_of_current()
+            if parent:
+                response.headers["traceparent"] = parent
+            elapsed = time.perf_counter() - started
+            version = response.headers.get("x-model-version", "")
+            if state is not None:
+                state.metrics.observe_request(model, version, route, response.status_code, elapsed)
+                if state.options.access_log:
+                    accesslog.log_request(
+                        request_id=response.headers.get("x-request-id", ""),
+                        method=request.method,
+                        path=request.url.path,
+                        model=model,
+                        version=version,
+                        status=response.status_code,
+                        latency_ms=elapsed * 1000,
+                        trace_id=parent.split("-")[1] if parent else None,
+                    )
+            return response
+
+        return endpoint
+
+    return wrap
+
+
+# -- OIP v2 ------------------------------------------------------------------------------------
+@_observed("server_metadata")
+async def server_metadata(request: Request, state: ServingState) -> Response:
+    return Response(
+        oip.server_metadata_json("modelplane", __version__, EXTENSIONS), media_type=JSON
+    )
+
+
+@_observed("live")
+async def health_live(request: Request, state: ServingState) -> Response:
+    return Response(orjson.dumps({"live": True}), media_type=JSON)
+
+
+async def health_ready(request: Request) -> Response:
+    state: ServingState | None = getattr(request.app.state, "serving", None)
+    ready = state is not None and state.service.ready()
+    return Response(orjson.dumps({"ready": ready}), 200 if ready else 503, media_type=JSON)
+
+
+@_observed("model_metadata")
+async def model_metadata(request: Request, state: ServingState) -> Response:
+    state.authorize(request, "read")
+    info = await state.service.model_info(
+        request.path_params["name"], request.path_params.get("version")
+    )
+    return Response(oip.model_metadata_json(info), media_type=JSON)
+
+
+@_observed("model_ready")
+async def model_ready(request: Request, state: ServingState) -> Response:
+    state.authorize(request, "read")
+    name, version = request.path_params["name"], request.path_params.get("version")
+    served = await state.pool.get(name, version)
+    ready = state.service.ready()
+    body = {"name": served.name, "version": str(served.version), "ready": ready}
+    return Response(orjson.dumps(body), 200 if ready else 503, media_type=JSON)
+
+
+@_observed("infer")
+async def infer(request: Request, state: ServingState) -> Response:
+    state.authorize(request, "read")
+    body = await _body(request, state.max_body)
+    raw_length = request.headers.get("inference-header-content-length")
+    header_length: int | None = None
+    if raw_length is not None:
+        if not raw_length.isdigit():
+            raise MalformedRequest(
+                "Inference-Header-Content-Length must be an integer",
+                field="Inference-Header-Content-Length",
+            )
+        header_length = int(raw_length)
+    name = request.path_params["name"]
+    req = oip.decode_infer_request(
+        body, header_length=header_length, model=name, version=request.path_params.get("version")
+    )
+    req.no_cache = "no-cache" in request.headers.get("cache-control", "")
+    result = await state.service.infer(req)
+    binary = oip.binary_outputs_requested(req)
+    payload, headers = oip.encode_infer_response(
+        result, model_name=result.model, binary_outputs=binary
+    )
+    headers["x-model-version"] = str(result.version)
+    headers["x-request-id"] = result.id or ""
+    return Response(
+        payload, headers=headers, media_type="application/octet-stream" if binary else JSON
+    )
+
+
+# -- the plain route for people ------------------------------------------------------------------
+@_observed("predict", oip_errors=False)
+async def predict(request: Request, state: ServingState) -> Response:
+    state.authorize(request, "read")
+    body = await _body(request, state.max_body)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise MalformedRequest("the body is not valid JSON", field="body") from None
+    if not isinstance(doc, dict):
+        raise MalformedRequest("the body must be a JSON object", field="body")
+    model = doc.get("model")
+    if not isinstance(model, str):
+        raise InvalidInput("'model' is required: a model name or reference", field="model")
+    unit_id = doc.get("unit_id")
+    if unit_id is not None and not isinstance(unit_id, str | int):
+        raise InvalidInput("'unit_id' must be a string or an integer", field="unit_id")
+    outputs = doc.get("outputs") or []
+    if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+        raise InvalidInput("'outputs' must be a list of output names", field="outputs")
+    served = await state.pool.get(model)
+    inputs = plain_inputs(doc.get("inputs"), served)
+    req = InferRequest(
+        model=f"{served.name}/{served.version}",
+        inputs=inputs,
+        id=doc.get("request_id") if isinstance(doc.get("request_id"), str) else None,
+        outputs=(served.predict_output, *(o for o in outputs if o != served.predict_output)),
+        unit_id=str(unit_id) if unit_id is not None else None,
+        no_cache="no-cache" in request.headers.get("cache-control", ""),
+    )
+    result = await state.service.infer(req)
+    answer: dict[str, Any] = {
+        "model": result.model,
+        "version": result.version,
+        "request_id": result.id,
+        "predictions": result.outputs[served.predict_output],
+    }
+    for name, value in result.outputs.items():
+        if name != served.predict_output:
+            answer[name] = value
+    if result.fallback:
+        answer["fallback"] = True
+    headers = {"x-model-version": str(result.version), "x-request-id": result.id or ""}
+    return Response(
+        orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), headers=headers, media_type=JSON
+    )
+
+
+def plain_inputs(value: Any, served: ServedModel) -> dict[str, Any]:
+    """``[{col: v}, …]`` (records) or ``[[…], …]`` (rows) → named arrays for the signature."""
+    import numpy as np
+
+    if not isinstance(value, list) or not value:
+        raise InvalidInput("'inputs' must be a non-empty list of records or rows", field="inputs")
+    sig = served.signature
+    if all(isinstance(r, dict) for r in value):
+        columns: dict[str, list[Any]] = {}
+        for i, record in enumerate(value):
+            if i and record.keys() != value[0].keys():
+                raise InvalidInput(
+                    f"record {i} has other fields than record 0", field=f"inputs[{i}]"
+                )
+            for k, v in record.items():
+                columns.setdefault(k, []).append(v)
+        try:
+            return {k: np.asarray(v) for k, v in columns.items()}
+        except ValueError as exc:
+            raise InvalidInput(f"inputs: {exc}", field="inputs") from None
+    if all(isinstance(r, list) for r in value):
+        name = sig.inputs[0].name if sig is not None and len(sig.inputs) == 1 else "input-0"
+        if sig is not None and sig.is_columnar:
+            raise InvalidInput(
+                f"model {served.name} takes named columns "
+                f"({', '.join(s.name for s in sig.inputs)}): send records",
+                field="inputs",
+            )
+        try:
+            return {name: np.asarray(value)}
+        except ValueError as exc:
+            raise InvalidInput(f"inputs: rows of unequal length ({exc})", field="inputs") from None
+    raise InvalidInput("'inputs' must be all records (objects) or all rows (lists)", field="inputs")
+
+
+# -- admin and model repository ----------------------------------------------------------------
+def _describe(served: ServedModel, state: ServingState) -> dict[str, Any]:
+    batchers = list(served.batchers.values())
+    return {
+        "name": served.name,
+        "version": served.version,
+        "flavor": served.loaded.flavor,
+        "state": "READY",
+        "bytes": served.nbytes,
+        "load_seconds": round(served.load_seconds, 4),
+        "in_flight": served.in_flight,
+        "queue_depth": sum(b.queue_depth for b in batchers),
+        "breaker": served.breaker.state,
+        "batching": {
+            "max_batch_size": served.options.max_batch_size,
+            "max_wait_ms": served.options.max_wait_ms,
+        },
+        "cache": served.options.cache,
+        "timeout_ms": served.options.timeout_ms,
+        "fallback": served.options.fallback,
+    }
+
+
+@_observed("admin_models", oip_errors=False)
+async def admin_models(request: Request, state: ServingState) -> Response:
+    state.authorize(request, "admin", always=True)
+    return Response(
+        orjson.dumps({"models": [_describe(s, state) for s in state.pool.loaded()]}),
+        media_type=JSON,
+    )
+
+
+@_observed("admin_load", oip_errors=False)
+async def admin_load(request: Request, state: ServingState) -> Response:
+    state.authorize(request, "admin", always=True)
+    served = await state.pool.load(request.path_params["name"])
+    return Response(orjson.dumps(_describe(served, state)), media_type=JSON)
+
+
+@_observed("admin_unload", oip_errors=False)
+async def admin_unload(request: Request, state: ServingState) -> Response:
+    state.authorize(request, "admin", always=True)
+    name = request.path_params["name"]
+    versions = await state.pool.unload(name.split("/")[0])
+    return Response(orjson.dumps({"name": name, "unloaded": versions}), media_type=JSON)
+
+
+@_observed("repository_index")
+async def repository_index(request: Request, state: ServingState) -> Response:
+    state.authorize(request, "admin", always=True)
+    page = await run_in_threadpool(state.platform.registry.list_models, limit=1000)
+    loaded = {(s.name, s.version) for s in state.pool.loaded()}
+    index: list[dict[str, Any]] = []
+    for model in page.items:
+        versions = sorted(v for (n, v) in loaded if n == model.name)
+        if versions:
+            index += [
+                {"name": model.name, "version": str(v), "state": "READY", "reason": ""}
+                for v in versions
+            ]
+        else:
+            index.append(
+                {"name": model.name, "version": "", "state": "UNAVAILABLE", "reason": "not loaded"}
+            )
+    return Response(orjson.dumps(index), media_type=JSON)
+
+
+@_observed("repository_load")
+async def repository_load(request: Request, state: ServingState) -> Response:
+    state.authorize(request, "admin", always=True)
+    await state.pool.load(request.path_params["name"])
+    return Response(b"", 200)
+
+
+@_observed("repository_unload")
+async def repository_unload(request: Request, state: ServingState) -> Response:
+    state.authorize(request, "admin", always=True)
+    await state.pool.unload(request.path_params["name"].split("@")[0].split("/")[0])
+    return Response(b"", 200)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    state: ServingState | None = getattr(request.app.state, "serving", None)
+    if state is None:
+        return Response(b"", 503)
+    body, content_type = state.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+# -- the app -----------------------------------------------------------------------------------
+def _drain_on_sigterm(service: InferenceService) -> None:
+    """On SIGTERM readiness goes false at once; then uvicorn's own handler stops accepting,
+    lets in-flight requests finish and runs the lifespan shutdown (which drains the rest)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: Any) -> None:
+        service.drain()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _executor(options: ServeOptions) -> Executor:
+    if options.process_pool:
+        return ProcessPoolExecutor(max_workers=options.executor_threads)
+    return ThreadPoolExecutor(
+        max_workers=options.executor_threads, thread_name_prefix="modelplane-predict"
+    )
+
+
+def create_serving_app(
+    settings: Settings | None = None,
+    options: ServeOptions | None = None,
+    *,
+    platform: Platform | None = None,
+) -> FastAPI:
+    """The whole server: OIP v2, /predict, admin, /metrics and the registry API under /api/v1."""
+    opts = options or ServeOptions()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_platform = platform is None
+        plat: Platform = (
+            platform if platform is not None else await run_in_threadpool(bootstrap, settings)
+        )
+        app.state.platform = plat
+        tracing.setup_tracing("modelplane", otlp_endpoint=plat.settings.otlp_endpoint)
+        accesslog.configure_access_log(enabled=opts.access_log)
+        metrics = ServingMetrics()
+        executor = _executor(opts)
+        cache = None
+        if opts.defaults.cache or plat.settings.cache_url:
+            from modelplane.cache import open_cache
+
+            cache = open_cache(
+                l1_bytes=opts.cache_bytes,
+                ttl_s=opts.cache_ttl_s,
+                redis_url=plat.settings.cache_url,
+                on_event=metrics.cache_event,
+            )
+        predlog = None
+        if opts.prediction_log:
+            predlog = PredictionLog(
+                plat.settings.resolved_prediction_log, on_drop=metrics.log_dropped
+            )
+            predlog.start()
+        pool = ModelPool(
+            plat,
+            opts,
+            executor=executor,
+            on_batch=lambda name, n, rows: metrics.observe_batch(name, rows),
+            on_loaded=lambda s: metrics.model_loaded(
+                s.name, str(s.version), s.load_seconds, s.nbytes
+            ),
+            on_unloaded=lambda s: metrics.model_unloaded(s.name, str(s.version)),
+            on_breaker=lambda name, number, st: metrics.breaker_state(name, str(number), st),
+        )
+        service = InferenceService(
+            pool, executor=executor, cache=cache, metrics=metrics, predlog=predlog
+        )
+        grpc_server = None
+        try:
+            await pool.start()
+            if opts.grpc_port is not None:
+                from modelplane.serving.grpc.server import start_grpc_server
+
+                grpc_server = await start_grpc_server(service, host=opts.host, port=opts.grpc_port)
+                app.state.grpc_port = getattr(grpc_server, "bound_port", opts.grpc_port)
+            app.state.serving = ServingState(plat, service, pool, metrics, opts)
+            gc.collect()
+            gc.freeze()  # the warm heap (models, modules) is never scanned again
+            _drain_on_sigterm(service)
+            service.set_ready(True)
+            yield
+        finally:
+            service.drain()
+            deadline = time.monotonic() + opts.drain_s
+            while service.in_flight and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            app.state.serving = None
+            if grpc_server is not None:
+                await grpc_server.stop(grace=opts.drain_s)
+            await pool.close()
+            if predlog is not None:
+                await run_in_threadpool(predlog.close)
+            if cache is not None:
+                await cache.close()
+            executor.shutdown(wait=False, cancel_futures=True)
+            if own_platform:
+                await run_in_threadpool(plat.close)
+
+    app = FastAPI(
+        title="modelplane", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.platform = platform
+    app.state.serving = None
+    add_error_handlers(app)
+    include_routers(app)
+    routes: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
+        ("/v2", server_metadata, ["GET"]),
+        ("/v2/health/live", health_live, ["GET"]),
+        ("/v2/health/ready", health_ready, ["GET"]),
+        ("/v2/models/{name}", model_metadata, ["GET"]),
+        ("/v2/models/{name}/ready", model_ready, ["GET"]),
+        ("/v2/models/{name}/infer", infer, ["POST"]),
+        ("/v2/models/{name}/versions/{version}", model_metadata, ["GET"]),
+        ("/v2/models/{name}/versions/{version}/ready", model_ready, ["GET"]),
+        ("/v2/models/{name}/versions/{version}/infer", infer, ["POST"]),
+        ("/v2/repository/index", repository_index, ["POST"]),
+        ("/v2/repository/models/{name}/load", repository_load, ["POST"]),
+        ("/v2/repository/models/{name}/unload", repository_unload, ["POST"]),
+        ("/predict", predict, ["POST"]),
+        ("/models", admin_models, ["GET"]),
+        ("/models/{name}/load", admin_load, ["POST"]),
+        ("/models/{name}/unload", admin_unload, ["POST"]),
+        ("/metrics", metrics_endpoint, ["GET"]),
+    ]
+    for path, endpoint, methods in routes:
+        app.add_route(path, endpoint, methods=methods, include_in_schema=False)
+    return app
+
+
+def factory() -> FastAPI:
+    """For ``uvicorn --factory`` workers: options come from ``MODELPLANE_SERVE_OPTIONS``."""
+    raw = os.environ.get("MODELPLANE_SERVE_OPTIONS")
+    return create_serving_app(options=ServeOptions.from_json(raw) if raw else None)

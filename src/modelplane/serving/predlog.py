@@ -1,0 +1,322 @@
+"""The prediction log: every prediction, written behind the request path to Parquet.
+
+The request path calls :meth:`PredictionLog.log`, which appends the record to a bounded
+in-memory queue and returns at once — it never waits on storage and never raises. When the
+queue is full the record is dropped and counted (``dropped``, ``on_drop``). A background writer
+*thread* drains the queue every ``flush_interval_s`` seconds, or as soon as ``flush_rows``
+records wait, and writes one Parquet file per (model, day) it saw::
+
+    <location>/model=<name>/date=<YYYY-MM-DD>/part-<YYYYmmddTHHMMSSffffff>-<uuid>.parquet
+
+``location`` is a local folder or any fsspec URL (``s3://…``, ``memory://…``). The folders are
+Hive-style partitions, so DuckDB (``hive_partitioning=true``), pandas and pyarrow read the tree
+with ``model`` and ``date`` as columns. ``model`` lives only in the path, not in the files:
+a column present in both makes ``pandas.read_parquet`` fail to merge the schemas.
+
+Columns of a file: ``request_id``, ``time`` (timestamp[us, UTC]), ``version``, ``unit_id``,
+``latency_ms``, ``status``, ``inputs`` and ``outputs`` (JSON objects ``{tensor: nested list}``;
+NaN and infinities become ``null``, BYTES become text). :func:`read_log` reads it back and is
+what monitoring uses to join labels by ``request_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import numpy as np
+import orjson
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["PredictionLog", "PredictionRecord", "read_log"]
+
+logger = logging.getLogger(__name__)
+
+_NUMPY_JSON = orjson.OPT_SERIALIZE_NUMPY
+COLUMNS = (
+    "request_id",
+    "time",
+    "model",
+    "date",
+    "version",
+    "unit_id",
+    "latency_ms",
+    "status",
+    "inputs",
+    "outputs",
+)
+
+
+@dataclass(slots=True)
+class PredictionRecord:
+    """One prediction as the log keeps it. ``time`` is UTC (a naive value is taken as UTC).
+
+    The arrays are serialised later, on the writer thread: do not mutate them after logging.
+    """
+
+    request_id: str
+    time: datetime
+    model: str
+    version: int
+    inputs: dict[str, np.ndarray[Any, Any]]
+    outputs: dict[str, np.ndarray[Any, Any]]
+    latency_ms: float
+    unit_id: str | None
+    status: int = 200
+
+
+class PredictionLog:
+    """A bounded write-behind queue in front of Parquet files; see the module docstring.
+
+    ``dropped`` counts records that were not written: refused because the queue was full (or
+    the log closed), or lost with a failed write; ``on_drop(n)`` is called with each such
+    count. ``write_errors`` counts failed writes; they are logged, never raised.
+    """
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        queue_size: int = 10_000,
+        flush_rows: int = 5_000,
+        flush_interval_s: float = 2.0,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        if queue_size < 1 or flush_rows < 1 or flush_interval_s <= 0:
+            raise ValueError("queue_size and flush_rows must be >= 1, flush_interval_s > 0")
+        import fsspec
+
+        self.location = location.rstrip("/")
+        fs, root = fsspec.core.url_to_fs(self.location)
+        self._fs: Any = fs
+        self._root: str = root.rstrip("/")
+        self._queue: deque[PredictionRecord] = deque()
+        self._queue_size = queue_size
+        self._flush_rows = flush_rows
+        self._flush_interval_s = flush_interval_s
+        self._on_drop = on_drop
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._write_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._dropped = 0
+        self._written = 0
+        self._write_errors = 0
+
+    # -- the request path -------------------------------------------------------------------
+
+    def log(self, record: PredictionRecord) -> bool:
+        """Queue ``record`` for writing; False when it was dropped. Never blocks, never raises."""
+        queue = self._queue
+        # len() and append() are each atomic under the GIL; with many threads the bound may be
+        # overshot by at most one record per thread, which keeps this lock-free.
+        if self._closed or len(queue) >= self._queue_size:
+            self._drop(1)
+            return False
+        queue.append(record)
+        if len(queue) >= self._flush_rows:
+            self._wake.set()
+        return True
+
+    def _drop(self, n: int) -> None:
+        with self._count_lock:
+            self._dropped += n
+        if self._on_drop is not None:
+            try:
+                self._on_drop(n)
+            except Exception:
+                logger.exception("prediction log on_drop callback failed")
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    @property
+    def written(self) -> int:
+        """Records written to Parquet so far."""
+        return self._written
+
+    @property
+    def write_errors(self) -> int:
+        return self._write_errors
+
+    @property
+    def pending(self) -> int:
+        """Records queued and not yet written."""
+        return len(self._queue)
+
+    # -- the writer -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent)."""
+        if self._thread is not None or self._closed:
+            return
+        self._thread = threading.Thread(target=self._run, name="modelplane-predlog", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Refuse new records, write what is queued and stop the writer thread."""
+        self._closed = True
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stopping.set()
+            self._wake.set()
+            thread.join(timeout_s)
+            if thread.is_alive():
+                logger.warning("prediction log writer did not stop within %.1f s", timeout_s)
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every record queued now, on the calling thread."""
+        with self._write_lock:
+            batch = [self._queue.popleft() for _ in range(len(self._queue))]
+            if batch:
+                self._write(batch)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self._flush_interval_s)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # _write already guards; this keeps the thread alive regardless
+                logger.exception("prediction log writer failed")
+        self.flush()
+
+    def _write(self, batch: list[PredictionRecord]) -> None:
+        groups: dict[tuple[str, date], list[PredictionRecord]] = {}
+        for record in batch:
+            groups.setdefault((record.model, _utc(record.time).date()), []).append(record)
+        for (model, day), records in groups.items():
+            folder = f"{self._root}/model={quote(model, safe='')}/date={day.isoformat()}"
+            try:
+                self._write_part(folder, records)
+            except Exception:
+                self._write_errors += 1
+                logger.exception(
+                    "prediction log: could not write %d records to %s", len(records), folder
+                )
+                self._drop(len(records))
+            else:
+                self._written += len(records)
+
+    def _write_part(self, folder: str, records: list[PredictionRecord]) -> None:
+        import pyarrow.parquet as pq
+
+        table = _to_table(records)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        name = f"part-{stamp}-{uuid.uuid4().hex}.parquet"
+        self._fs.makedirs(folder, exist_ok=True)
+        if _is_local(self._fs):
+            # Readers skip names starting with "_": they never see a half-written file.
+            tmp = f"{folder}/_{name}.tmp"
+            with self._fs.open(tmp, "wb") as fh:
+                pq.write_table(table, fh, compression="zstd")
+            self._fs.mv(tmp, f"{folder}/{name}")
+        else:  # object stores publish a file only when its upload completes
+            with self._fs.open(f"{folder}/{name}", "wb") as fh:
+                pq.write_table(table, fh, compression="zstd")
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _is_local(fs: Any) -> bool:
+    protocol = fs.protocol
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+    return "file" in protocols or "local" in protocols
+
+
+def _json_default(obj: Any) -> Any:
+    # orjson hands back what OPT_SERIALIZE_NUMPY cannot do: object arrays (BYTES),
+    # non-contiguous arrays, numpy scalars, bytes.
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, bytes | bytearray):
+        return bytes(obj).decode("utf-8", "backslashreplace")
+    raise TypeError(f"cannot log a value of type {type(obj).__name__}")
+
+
+def _dumps(tensors: dict[str, np.ndarray[Any, Any]]) -> str:
+    return orjson.dumps(tensors, default=_json_default, option=_NUMPY_JSON).decode()
+
+
+def _to_table(records: list[PredictionRecord]) -> Any:
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "request_id": pa.array([r.request_id for r in records], pa.string()),
+            "time": pa.array([_utc(r.time) for r in records], pa.timestamp("us", tz="UTC")),
+            "version": pa.array([r.version for r in records], pa.int64()),
+            "unit_id": pa.array([r.unit_id for r in records], pa.string()),
+            "latency_ms": pa.array([r.latency_ms for r in records], pa.float64()),
+            "status": pa.array([r.status for r in records], pa.int32()),
+            "inputs": pa.array([_dumps(r.inputs) for r in records], pa.string()),
+            "outputs": pa.array([_dumps(r.outputs) for r in records], pa.string()),
+        }
+    )
+
+
+def read_log(location: str, model: str | None = None, *, decode: bool = True) -> pd.DataFrame:
+    """Every record under ``location`` (of one ``model`` if given), oldest first.
+
+    Columns: ``request_id, time, model, date, version, unit_id, latency_ms, status, inputs,
+    outputs``. With ``decode`` (the default) ``inputs``/``outputs`` are dicts of nested lists;
+    otherwise the JSON text as stored. An empty or missing log gives an empty frame.
+    """
+    import fsspec
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    fs, base = fsspec.core.url_to_fs(location.rstrip("/"))
+    base = base.rstrip("/")
+    root = base if model is None else f"{base}/model={quote(model, safe='')}"
+    files = _parquet_files(fs, root)
+    if not files:
+        return pd.DataFrame({name: pd.Series([], dtype=object) for name in COLUMNS})
+    partitioning = ds.partitioning(
+        pa.schema([("model", pa.string()), ("date", pa.string())]), flavor="hive"
+    )
+    dataset = ds.dataset(
+        files,
+        filesystem=fs,
+        format="parquet",
+        partitioning=partitioning,
+        partition_base_dir=base,
+    )
+    frame: pd.DataFrame = dataset.to_table().to_pandas()
+    frame = frame.sort_values("time", kind="stable").reset_index(drop=True)
+    if decode:
+        for column in ("inputs", "outputs"):
+            frame[column] = [orjson.loads(text) for text in frame[column]]
+    return frame[list(COLUMNS)]
+
+
+def _parquet_files(fs: Any, root: str) -> list[str]:
+    if not fs.exists(root):
+        return []
+    found: Iterable[str] = fs.find(root)
+    return sorted(
+        path
+        for path in found
+        if path.endswith(".parquet") and not path.rsplit("/", 1)[-1].startswith(("_", "."))
+    )

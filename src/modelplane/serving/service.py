@@ -1,0 +1,247 @@
+"""The inference core both edges call: resolve → validate → breaker → cache → bulkhead → batch.
+
+One request's path, in order (each step a span when tracing is on):
+
+1. **route**: the pool resolves the reference against its in-memory view (no database).
+2. **validate**: tensors are checked against the version's signature (422 naming the field).
+3. **breaker**: while a version's breaker is open its configured fallback answers, else 503.
+4. **cache**: when on for the model, (model, version, hash of the input) → stored outputs;
+   concurrent identical misses compute once.
+5. **queue/predict**: the bulkhead bounds concurrency (503 + Retry-After when full), the timeout
+   bounds waiting (504), the batcher runs the model off the event loop on a batch.
+
+Then the prediction log and the metrics take the result through bounded queues.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from modelplane.cache import PredictionCache
+from modelplane.cache.codec import decode_outputs, encode_outputs
+from modelplane.cache.keys import prediction_key
+from modelplane.errors import (
+    CircuitOpen,
+    DeadlineExceeded,
+    ModelplaneError,
+    ModelRejectedInput,
+    NotReady,
+    PredictionFailed,
+)
+from modelplane.registry.signature import Signature
+from modelplane.serving import tracing
+from modelplane.serving.metrics import ServingMetrics
+from modelplane.serving.oip import signature_dtype_to_oip
+from modelplane.serving.pool import PROBA, ModelPool, ServedModel
+from modelplane.serving.predlog import PredictionLog, PredictionRecord
+from modelplane.serving.resilience import with_timeout
+from modelplane.serving.types import InferRequest, InferResult, ModelInfo, TensorMeta
+
+__all__ = ["InferenceService"]
+
+
+class InferenceService:
+    """Implements :class:`~modelplane.serving.types.InferenceCore` over a model pool."""
+
+    def __init__(
+        self,
+        pool: ModelPool,
+        *,
+        executor: Executor,
+        cache: PredictionCache | None = None,
+        metrics: ServingMetrics | None = None,
+        predlog: PredictionLog | None = None,
+    ) -> None:
+        self.pool = pool
+        self._executor = executor
+        self._cache = cache
+        self._metrics = metrics
+        self._predlog = predlog
+        self._ready = False
+        self._draining = False
+        self.in_flight = 0
+
+    # -- health ------------------------------------------------------------------------------
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return self._ready and not self._draining
+
+    def set_ready(self, ready: bool) -> None:
+        self._ready = ready
+
+    def drain(self) -> None:
+        """Readiness goes false; requests in flight finish (graceful shutdown)."""
+        self._draining = True
+
+    async def model_ready(self, model: str, version: str | None = None) -> bool:
+        try:
+            served = await self.pool.get(model, version)
+        except ModelplaneError:
+            return False
+        return self.ready() and served is not None
+
+    async def model_info(self, model: str, version: str | None = None) -> ModelInfo:
+        served = await self.pool.get(model, version)
+        return model_info(served)
+
+    # -- inference ---------------------------------------------------------------------------
+    async def infer(self, request: InferRequest) -> InferResult:
+        if self._draining:
+            raise NotReady("the server is shutting down")
+        started = time.perf_counter()
+        self.in_flight += 1
+        try:
+            with tracing.span("route", model=request.model):
+                served = await self.pool.get(request.model, request.version)
+            result = await self._infer_on(served, request)
+        finally:
+            self.in_flight -= 1
+        if self._predlog is not None:
+            self._predlog.log(
+                PredictionRecord(
+                    request_id=result.id or "",
+                    time=datetime.now(UTC),
+                    model=result.model,
+                    version=result.version,
+                    inputs=request.inputs,
+                    outputs=result.outputs,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    unit_id=request.unit_id,
+                )
+            )
+        return result
+
+    async def _infer_on(
+        self, served: ServedModel, request: InferRequest, *, fallback: bool = False
+    ) -> InferResult:
+        with tracing.span("validate"):
+            outputs = served.check_outputs(request.outputs)
+            batch = served.prepare(request.inputs)
+        compute = self._computer(served, batch, outputs)
+        cached = False
+        try:
+            if self._cache is not None and served.options.cache:
+                key = prediction_key(served.name, served.version, request.inputs, outputs)
+                with tracing.span("cache"):
+                    raw, cached = await self._cache.get_or_compute(
+                        key, lambda: _encoded(compute), bypass=request.no_cache
+                    )
+                result_outputs = decode_outputs(raw)
+            else:
+                result_outputs = await compute()
+        except CircuitOpen:
+            ref = served.options.fallback
+            if not ref or fallback:
+                raise
+            backup = await self.pool.get(ref)
+            if (backup.name, backup.version) == (served.name, served.version):
+                raise
+            result = await self._infer_on(backup, request, fallback=True)
+            result.fallback = True
+            return result
+        return InferResult(
+            model=served.name,
+            version=served.version,
+            outputs=result_outputs,
+            id=request.id or uuid.uuid4().hex,
+            fallback=fallback,
+            cached=cached,
+        )
+
+    def _computer(
+        self, served: ServedModel, batch: Any, outputs: tuple[str, ...]
+    ) -> Callable[[], Awaitable[dict[str, np.ndarray[Any, Any]]]]:
+        metrics = self._metrics
+
+        def on_batch(requests: int, rows: int) -> None:
+            if metrics is not None:
+                metrics.observe_batch(served.name, rows)
+                metrics.set_queue_depth(
+                    served.name, sum(b.queue_depth for b in served.batchers.values())
+                )
+
+        async def compute() -> dict[str, np.ndarray[Any, Any]]:
+            batcher = served.batcher_for(outputs, self._executor, on_batch if metrics else None)
+            timeout = served.options.timeout_ms / 1000 if served.options.timeout_ms > 0 else None
+            # Asked here, after the cache: a hit never reaches the model, so it is no probe.
+            if not served.breaker.allow():
+                raise CircuitOpen(
+                    f"{served.name}/{served.version} is failing and has no fallback; retry later"
+                )
+            served.in_flight += 1
+            try:
+                async with served.bulkhead.slot():
+                    with tracing.span("predict", rows=_rows(batch)):
+                        try:
+                            out: dict[str, np.ndarray[Any, Any]] = await with_timeout(
+                                batcher.submit(batch),
+                                timeout,
+                                what=f"prediction of {served.name}/{served.version}",
+                            )
+                        except DeadlineExceeded:
+                            served.breaker.record(False)
+                            raise
+                        except ModelplaneError:
+                            raise
+                        except (ValueError, TypeError) as exc:
+                            # The model's own input checks (scikit-learn raises ValueError on
+                            # NaN, say): the caller's input, not a failing model.
+                            raise ModelRejectedInput(
+                                f"{served.name}/{served.version} rejected the input: {exc}"
+                            ) from exc
+                        except Exception as exc:
+                            served.breaker.record(False)
+                            raise PredictionFailed(
+                                f"{served.name}/{served.version} failed to predict: "
+                                f"{type(exc).__name__}: {exc}"
+                            ) from exc
+                        served.breaker.record(True)
+                        return out
+            finally:
+                served.in_flight -= 1
+
+        return compute
+
+
+async def _encoded(compute: Callable[[], Awaitable[dict[str, np.ndarray[Any, Any]]]]) -> bytes:
+    return encode_outputs(await compute())
+
+
+def _rows(batch: Any) -> int:
+    if isinstance(batch, dict):
+        first = next(iter(batch.values()), None)
+        return len(first) if first is not None else 0
+    return len(batch)
+
+
+def model_info(served: ServedModel) -> ModelInfo:
+    sig: Signature | None = served.signature
+    inputs = tuple(
+        TensorMeta(s.name, signature_dtype_to_oip(s.dtype), s.shape)
+        for s in (sig.inputs if sig else ())
+    )
+    out_meta = [
+        TensorMeta(
+            served.predict_output,
+            signature_dtype_to_oip(sig.outputs[0].dtype) if sig and sig.outputs else "FP64",
+            sig.outputs[0].shape if sig and sig.outputs else (-1,),
+        )
+    ]
+    if served.loaded.runtime.has_proba:
+        out_meta.append(TensorMeta(PROBA, "FP64", (-1, -1)))
+    return ModelInfo(
+        name=served.name,
+        versions=(str(served.version),),
+        platform=f"modelplane_{served.loaded.flavor}",
+        inputs=inputs,
+        outputs=tuple(out_meta),
+    )

@@ -1,0 +1,147 @@
+"""A real ``modelplane serve`` process: readiness, REST and gRPC agree, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from sklearn.ensemble import GradientBoostingClassifier
+
+from modelplane.client import Client
+from modelplane.config import Settings
+from tests.e2e import serving_models
+
+RNG = np.random.default_rng(11)
+X = RNG.normal(size=(200, 5))
+Y = (X[:, 0] + X[:, 3] > 0).astype(int)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, home: Path, *args: str) -> None:
+        self.port, self.grpc_port = free_port(), free_port()
+        root = str(Path(__file__).resolve().parents[2])  # the pyfunc test models live here
+        env = {**os.environ, "MODELPLANE_HOME": str(home),
+               "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        self.log = (home / "server.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(self.port),
+             "--grpc-port", str(self.grpc_port), "--no-access-log", *args],
+            env=env, stdout=subprocess.DEVNULL, stderr=self.log,
+        )
+        self.log_path = home / "server.log"
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.log.close()
+                raise AssertionError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError("server did not become ready in 60 s")
+
+    def stop(self) -> int:
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    return self.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+            return self.proc.wait()
+        finally:
+            self.log.close()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "serve-home"
+    client = Client(Settings(home=home))
+    model = GradientBoostingClassifier(n_estimators=20, max_depth=3).fit(X, Y)
+    client.log_model(model, name="fraud", input_example=X, alias="champion")
+    client.log_model(serving_models.slow, name="slow", input_example=X)
+    client.close()
+    return home
+
+
+@pytest.fixture
+def server(home: Path) -> Iterator[Server]:
+    s = Server(home, "--model", "fraud@champion")
+    yield s
+    s.stop()
+
+
+def rest_infer(url: str, rows: np.ndarray[Any, Any]) -> dict[str, Any]:
+    body = {"inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP64",
+                        "data": rows.ravel().tolist()}],
+            "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
+    r = httpx.post(f"{url}/v2/models/fraud/infer", json=body, timeout=10)
+    assert r.status_code == 200, r.text
+    return {o["name"]: np.asarray(o["data"]).reshape(o["shape"]) for o in r.json()["outputs"]}
+
+
+def test_rest_and_grpc_give_identical_outputs(server: Server) -> None:
+    from modelplane.serving.grpc import grpc_predict_v2_pb2 as pb
+    from modelplane.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    rows = X[:7]
+    rest = rest_infer(server.url, rows)
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        assert stub.ServerReady(pb.ServerReadyRequest()).ready
+        tensor = pb.ModelInferRequest.InferInputTensor(
+            name="input-0", datatype="FP64", shape=list(rows.shape),
+            contents=pb.InferTensorContents(fp64_contents=rows.ravel().tolist()))
+        reply = stub.ModelInfer(pb.ModelInferRequest(
+            model_name="fraud", inputs=[tensor],
+            outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="predict"),
+                     pb.ModelInferRequest.InferRequestedOutputTensor(name="predict_proba")]))
+    got: dict[str, np.ndarray[Any, Any]] = {}
+    for out in reply.outputs:
+        field = {"INT64": "int64_contents", "FP64": "fp64_contents",
+                 "INT32": "int_contents"}[out.datatype]
+        got[out.name] = np.asarray(getattr(out.contents, field)).reshape(list(out.shape))
+    np.testing.assert_array_equal(got["predict"], rest["predict"])
+    np.testing.assert_array_equal(got["predict_proba"], rest["predict_proba"])
+
+
+def test_sigterm_lets_in_flight_requests_finish(server: Server) -> None:
+    result: dict[str, int] = {}
+
+    def slow_call() -> None:
+        rows = X[:1]
+        body = {"inputs": [{"name": "input-0", "shape": [1, 5], "datatype": "FP64",
+                            "data": rows.ravel().tolist()}]}
+        r = httpx.post(f"{server.url}/v2/models/slow/infer", json=body, timeout=30)
+        result["status"] = r.status_code
+
+    httpx.get(f"{server.url}/v2/models/slow", timeout=30)  # loaded and warm
+    caller = threading.Thread(target=slow_call)
+    caller.start()
+    time.sleep(0.1)
+    code = server.stop()
+    caller.join(timeout=30)
+    assert result.get("status") == 200
+    assert code == 0

@@ -1,0 +1,203 @@
+"""The prediction log: bounded write-behind queue to Hive-partitioned Parquet."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelplane.serving.predlog import PredictionLog, PredictionRecord, read_log
+
+T0 = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+
+
+def record(
+    request_id: str = "r1",
+    *,
+    model: str = "fraud",
+    time: datetime = T0,
+    inputs: dict[str, np.ndarray[Any, Any]] | None = None,
+    outputs: dict[str, np.ndarray[Any, Any]] | None = None,
+    unit_id: str | None = "u1",
+    status: int = 200,
+) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=request_id,
+        time=time,
+        model=model,
+        version=3,
+        inputs={"x": np.array([[1.5, 2.0]])} if inputs is None else inputs,
+        outputs={"y": np.array([1])} if outputs is None else outputs,
+        latency_ms=1.25,
+        unit_id=unit_id,
+        status=status,
+    )
+
+
+def parts(location: str) -> list[str]:
+    fs, root = fsspec.core.url_to_fs(location)
+    return sorted(p.removeprefix(root.rstrip("/") + "/") for p in fs.find(root))
+
+
+@pytest.fixture
+def memory_url() -> Iterator[str]:
+    url = f"memory://predlog-{uuid.uuid4().hex}"
+    yield url
+    fs, root = fsspec.core.url_to_fs(url)
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+class TestWriting:
+    def test_records_land_in_model_and_utc_day_partitions(self, tmp_path: Path) -> None:
+        log = PredictionLog(str(tmp_path))
+        log.log(record("a"))
+        log.log(record("b", model="churn"))
+        # 01:00 at +02:00 is 23:00 UTC the day before: partitions are UTC days.
+        log.log(record("c", time=datetime(2024, 5, 3, 1, 0, tzinfo=timezone(timedelta(hours=2)))))
+        log.flush()
+
+        folders = sorted({p.rsplit("/", 1)[0] for p in parts(str(tmp_path))})
+        assert folders == [
+            "model=churn/date=2024-05-01",
+            "model=fraud/date=2024-05-01",
+            "model=fraud/date=2024-05-02",
+        ]
+        assert all(p.rsplit("/", 1)[1].startswith("part-") for p in parts(str(tmp_path)))
+        assert all(p.endswith(".parquet") for p in parts(str(tmp_path)))
+        assert log.written == 3
+
+    def test_read_log_returns_the_values_intact(self, tmp_path: Path) -> None:
+        log = PredictionLog(str(tmp_path))
+        x = np.arange(6, dtype=np.float32).reshape(3, 2).T  # not C-contiguous
+        log.log(
+            record(
+                "a",
+                inputs={
+                    "x": x,
+                    "n": np.array([1, -2], np.int64),
+                    "s": np.array(["é", b"b"], object),
+                },
+                outputs={"y": np.array([True, False]), "p": np.array([0.25, np.nan])},
+                unit_id=None,
+                status=500,
+            )
+        )
+        log.flush()
+
+        df = read_log(str(tmp_path))
+        assert len(df) == 1
+        row = df.iloc[0]
+        assert row["request_id"] == "a"
+        assert row["time"] == T0
+        assert (row["model"], row["date"], row["version"]) == ("fraud", "2024-05-01", 3)
+        assert pd.isna(row["unit_id"])
+        assert (row["latency_ms"], row["status"]) == (1.25, 500)
+        np.testing.assert_array_equal(np.asarray(row["inputs"]["x"], np.float32), x)
+        assert row["inputs"]["n"] == [1, -2]
+        assert row["inputs"]["s"] == ["é", "b"]
+        assert row["outputs"] == {"y": [True, False], "p": [0.25, None]}  # NaN → null
+
+    def test_read_log_of_one_model_and_json_text_when_not_decoded(self, tmp_path: Path) -> None:
+        log = PredictionLog(str(tmp_path))
+        log.log(record("a"))
+        log.log(record("b", model="churn"))
+        log.flush()
+
+        df = read_log(str(tmp_path), "churn", decode=False)
+        assert list(df["request_id"]) == ["b"]
+        assert list(df["model"]) == ["churn"]
+        assert df["inputs"][0] == '{"x":[[1.5,2.0]]}'
+
+    def test_read_log_of_an_empty_location_is_an_empty_frame(self, tmp_path: Path) -> None:
+        df = read_log(str(tmp_path / "nothing"))
+        assert df.empty
+        assert "request_id" in df.columns
+
+    def test_an_fsspec_memory_url_works(self, memory_url: str) -> None:
+        log = PredictionLog(memory_url)
+        log.log(record("a"))
+        log.flush()
+
+        assert [p.rsplit("/", 1)[0] for p in parts(memory_url)] == ["model=fraud/date=2024-05-01"]
+        assert list(read_log(memory_url)["request_id"]) == ["a"]
+
+    def test_the_partitions_read_back_with_pandas(self, tmp_path: Path) -> None:
+        log = PredictionLog(str(tmp_path))
+        log.log(record("a"))
+        log.flush()
+
+        df = pd.read_parquet(tmp_path)
+        assert list(df["request_id"]) == ["a"]
+        assert list(df["model"].astype(str)) == ["fraud"]
+
+
+class TestTheQueue:
+    def test_a_full_queue_drops_and_counts_without_blocking(self, tmp_path: Path) -> None:
+        drops: list[int] = []
+        log = PredictionLog(str(tmp_path), queue_size=2, on_drop=drops.append)  # no writer
+
+        accepted = [log.log(record(str(i))) for i in range(5)]
+
+        assert accepted == [True, True, False, False, False]
+        assert log.dropped == 3
+        assert drops == [1, 1, 1]
+        assert log.pending == 2
+
+    def test_a_failing_on_drop_callback_does_not_reach_the_caller(self, tmp_path: Path) -> None:
+        def boom(n: int) -> None:
+            raise RuntimeError("metrics are down")
+
+        log = PredictionLog(str(tmp_path), queue_size=1, on_drop=boom)
+        log.log(record("a"))
+        assert log.log(record("b")) is False
+        assert log.dropped == 1
+
+    def test_close_writes_what_is_queued(self, tmp_path: Path) -> None:
+        log = PredictionLog(str(tmp_path), flush_interval_s=3600)
+        log.start()
+        log.log(record("a"))
+        log.log(record("b"))
+        log.close()
+
+        assert sorted(read_log(str(tmp_path))["request_id"]) == ["a", "b"]
+        assert log.log(record("c")) is False  # closed: refused, counted
+        assert log.dropped == 1
+
+    def test_the_writer_thread_writes_once_flush_rows_wait(self, tmp_path: Path) -> None:
+        log = PredictionLog(str(tmp_path), flush_rows=3, flush_interval_s=3600)
+        log.start()
+        try:
+            for i in range(3):
+                log.log(record(str(i)))
+            deadline = time.monotonic() + 10
+            while log.written < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert log.written == 3
+        finally:
+            log.close()
+
+    def test_a_failed_write_is_logged_and_counted_not_raised(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        blocker = tmp_path / "a-file"
+        blocker.write_text("not a folder")
+        drops: list[int] = []
+        log = PredictionLog(str(blocker / "log"), on_drop=drops.append)
+        log.log(record("a"))
+        log.log(record("b"))
+
+        log.flush()
+
+        assert log.write_errors == 1
+        assert log.dropped == 2
+        assert drops == [2]
+        assert "could not write 2 records" in caplog.text
