@@ -39,6 +39,9 @@ end
 local requests = {}
 local n = #bodies
 local i = 0
+-- The first request of each connection waits until every connection is accepted (see RAMP_S).
+local ramp_left = tonumber(os.getenv("MP_BENCH_RAMP_N"))
+local ramp_ms = tonumber(os.getenv("MP_BENCH_RAMP_MS"))
 
 function init(args)
   local headers = {["Content-Type"] = "application/json"}
@@ -50,6 +53,14 @@ end
 function request()
   i = i % n + 1
   return requests[i]
+end
+
+function delay()
+  if ramp_left > 0 then
+    ramp_left = ramp_left - 1
+    return ramp_ms
+  end
+  return 0
 end
 
 function done(summary, latency, requests_)

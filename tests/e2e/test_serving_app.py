@@ -485,3 +485,46 @@ class TestFuzz:
                 check()
             finally:
                 portal.call(server.__aexit__, None, None, None)
+
+
+class TestPool:
+    async def test_least_recently_used_version_is_unloaded_past_the_limit(
+        self, platform: Platform, registered: Client
+    ) -> None:
+        admin = Client(platform=platform).create_token("a", "admin").secret
+        auth = {"Authorization": f"Bearer {admin}"}
+        opts = ServeOptions(grpc_port=None, poll_interval_s=3600, access_log=False, max_models=2)
+        async with serve(platform, opts) as http:
+            for name in ("fraud", "sums", "fraud", "tabular"):
+                r = await http.post("/predict", json={"model": name,
+                                                      "inputs": [dict.fromkeys(
+                                                          ["amount", "hour", "km", "txns"], 1.0)]
+                                                      if name == "tabular" else X[:1].tolist()})
+                assert r.status_code == 200, r.text
+            loaded = {m["name"] for m in (await http.get("/models", headers=auth)).json()["models"]}
+        assert loaded == {"fraud", "tabular"}  # sums was the least recently used
+
+
+class TestTracing:
+    async def test_responses_carry_a_traceparent_when_tracing_is_on(
+        self, platform: Platform, registered: Client, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        from modelplane.serving import tracing
+
+        exporter = InMemorySpanExporter()
+        real_setup = tracing.setup_tracing
+        monkeypatch.setattr(tracing, "setup_tracing",
+                            lambda *args, **kw: real_setup("modelplane", exporter=exporter))
+        parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        try:
+            async with serve(platform) as http:
+                r = await http.post("/v2/models/fraud/infer", json=oip_body(X[:1]),
+                                    headers={"traceparent": parent})
+                tracing.active_tracer().force_flush()
+        finally:
+            tracing.shutdown_tracing()
+        assert r.headers["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+        names = {span.name for span in exporter.get_finished_spans()}
+        assert {"infer", "route", "validate", "predict"} <= names

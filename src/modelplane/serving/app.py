@@ -165,6 +165,7 @@ def _observed(
                 response.headers["traceparent"] = parent
             elapsed = time.perf_counter() - started
             version = response.headers.get("x-model-version", "")
+            model = response.headers.get("x-model-name") or model
             if state is not None:
                 state.metrics.observe_request(model, version, route, response.status_code, elapsed)
                 if state.options.access_log:
@@ -246,6 +247,7 @@ async def infer(request: Request, state: ServingState) -> Response:
     payload, headers = oip.encode_infer_response(
         result, model_name=result.model, binary_outputs=binary
     )
+    headers["x-model-name"] = result.model
     headers["x-model-version"] = str(result.version)
     headers["x-request-id"] = result.id or ""
     return Response(
@@ -295,7 +297,11 @@ async def predict(request: Request, state: ServingState) -> Response:
             answer[name] = value
     if result.fallback:
         answer["fallback"] = True
-    headers = {"x-model-version": str(result.version), "x-request-id": result.id or ""}
+    headers = {
+        "x-model-name": result.model,
+        "x-model-version": str(result.version),
+        "x-request-id": result.id or "",
+    }
     return Response(
         orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), headers=headers, media_type=JSON
     )
