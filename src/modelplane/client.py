@@ -96,6 +96,16 @@ def _precheck(name: str, alias: str | list[str] | None, tags: Mapping[str, str] 
     validate_tags(dict(tags or {}))
 
 
+def _declared_signature(path: Path) -> dict[str, Any] | None:
+    """An ONNX graph declares its inputs and outputs: use them when no signature was given."""
+    from modelplane.runtimes.onnx import signature_of
+
+    try:
+        return _signature_dict(signature_of(path))
+    except InvalidInput:  # e.g. a declared dtype modelplane signatures do not have
+        return None
+
+
 def _lineage(lineage: Lineage | Mapping[str, Any] | None) -> Lineage:
     if lineage is None:
         return Lineage()
@@ -153,6 +163,8 @@ class Client:
             signature = infer_signature(input_example)
         with tempfile.TemporaryDirectory(prefix="modelplane-") as tmp:
             saved = save_model(model, Path(tmp), flavor=flavor, input_example=input_example)
+            if signature is None and saved.flavor == "onnx":
+                signature = _declared_signature(saved.path)
             stored = self.platform.artifacts.put(saved.path)
         return self._register(
             name,
@@ -214,6 +226,8 @@ class Client:
             raise InvalidInput(
                 f"{source.name} could not be loaded as a {flavor} model: {exc}", field="path"
             ) from exc
+        if signature_value is None and flavor == "onnx":
+            signature_value = _declared_signature(source)
         stored = self.platform.artifacts.put(source)
         tag_map = dict(tags or {})
         if trust:

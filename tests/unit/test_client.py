@@ -202,3 +202,27 @@ class TestTokens:
         events = platform.events.list_events(aggregate_type="token").items
         assert [e.type for e in events] == ["TokenCreated", "TokenRevoked"]
         assert "secret" not in str(events[0].payload)
+
+
+class TestOnnxSignature:
+    def test_onnx_model_gets_the_signature_its_graph_declares(self, client: Client) -> None:
+        pytest.importorskip("onnxruntime")
+        from onnx import TensorProto, helper
+
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])
+        w = helper.make_tensor("w", TensorProto.FLOAT, [3, 1], [1, 2, 3])
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [x], [y],
+                                  [w])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 9
+        version = client.log_model(model, name="onx")
+        assert version.signature == {
+            "inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 3]}],
+            "outputs": [{"name": "y", "dtype": "float32", "shape": [-1, 1]}],
+        }
+        loaded = client.load_model("onx")
+        np.testing.assert_allclose(loaded.predict(np.ones((2, 3), dtype=np.float32)), [[6], [6]])
+        with pytest.raises(SignatureMismatch) as info:
+            loaded.predict(np.ones((2, 4)))
+        assert info.value.field == "x"

@@ -17,7 +17,7 @@ import numpy as np
 from modelplane.errors import InvalidInput, SignatureMismatch
 from modelplane.runtimes.base import import_engine, is_frame, no_proba, to_matrix
 
-__all__ = ["OnnxRuntime", "load", "save"]
+__all__ = ["OnnxRuntime", "load", "save", "signature_of"]
 
 FLAVOR = "onnx"
 FILE_NAME = "model.onnx"
@@ -113,3 +113,22 @@ def load(path: Path, *, trust: bool = False) -> OnnxRuntime:
     except Exception as exc:  # onnxruntime raises its own unexported exception types
         raise InvalidInput(f"{path.name} is not a loadable ONNX model: {exc}") from exc
     return OnnxRuntime(session)
+
+
+def signature_of(path: Path) -> dict[str, Any]:
+    """The signature an ONNX graph declares (names, dtypes, shapes; symbolic dims are -1)."""
+    ort = import_engine("onnxruntime", "onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def spec(arg: Any) -> dict[str, Any]:
+        numpy_type = _NUMPY_TYPES.get(arg.type)
+        dtype = "string" if numpy_type is np.object_ or numpy_type is None else (
+            np.dtype(numpy_type).name
+        )
+        shape = [d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or [])]
+        return {"name": arg.name, "dtype": dtype, "shape": shape or [-1]}
+
+    return {
+        "inputs": [spec(i) for i in session.get_inputs()],
+        "outputs": [spec(o) for o in session.get_outputs() if o.type.startswith("tensor(")],
+    }
