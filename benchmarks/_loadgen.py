@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import cast
@@ -233,6 +234,10 @@ class _Client(asyncio.Protocol):
             self.closed.set_result(None)
 
 
+def _returning(client: _Client) -> Callable[[], _Client]:
+    return lambda: client
+
+
 class _Stats:
     def __init__(self) -> None:
         self.running = False
@@ -260,10 +265,11 @@ async def _drive(url: str, bodies: list[str], connections: int, duration_s: floa
     ]
     loop = asyncio.get_running_loop()
     stats = _Stats()
-    clients = [
-        (await loop.create_connection(lambda k=k: _Client(requests, k, stats), host, port))[1]
-        for k in range(connections)
-    ]
+    clients: list[_Client] = []
+    for k in range(connections):
+        client = _Client(requests, k, stats)
+        await loop.create_connection(_returning(client), host, port)
+        clients.append(client)
     await asyncio.sleep(RAMP_S)  # let the server accept every connection before the load
     stats.running = True
     started = time.perf_counter()

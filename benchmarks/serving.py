@@ -29,6 +29,11 @@ Cells: 1-row requests at concurrency 1, 8 and 64; 32-row requests at 8 and 64. I
 servers take turns (rotating the order every cell and round), each getting ``--warmup`` seconds
 of load, then ``--duration`` seconds measured; ``--rounds`` repeats the whole sweep and the
 rounds are pooled (throughput from all requests over all time, p50/p99 the mean of the rounds).
+Each load-generator run opens its connections and waits 0.3 s before sending (``_loadgen.RAMP_S``):
+a server that runs the model on its event loop (the floor) otherwise accepts new connections one
+loop turn at a time under load, and the first requests of late connections (~0.8 s at c=64)
+alone set the floor's p99 — an artefact of restarting the generator, which made the p99 target
+meaningless (floor p99 190-700 ms at c=64 instead of ~25 ms).
 Reported per cell: requests/s, rows/s, p50/p99 latency (the load generator's), the server's CPU
 time per request (utime+stime from ``/proc/<pid>/stat`` over the measured window ÷ requests: a
 figure that survives a noisy machine), its RSS after the cell, and the ratio to the floor. For
@@ -44,8 +49,9 @@ Targets (issue #4), as ratios to the floor in the same run:
 * p99 at concurrency 64 ≤ 1.2× the floor's (every modelplane variant, 1 and 32 rows).
 
 Exit status 1 when a target fails, a server fails to start, answers differently from the floor,
-or any request fails. ``--profile DIR`` then records each modelplane server with ``py-spy`` (if
-installed) under load at concurrency 64 and prints where its time goes. The machine is shared
+or any request fails. ``--profile DIR`` then records each modelplane server with ``py-spy
+--gil`` (if installed: ``pip install py-spy``) under load at concurrency 64, 1 and 32 rows, and
+prints where its Python time goes (raw stacks stay in DIR). The machine is shared
 and noisy: compare within one run; default run ~4½ minutes, ``--quick`` ~1 minute.
 """
 
@@ -64,7 +70,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,9 +104,11 @@ FLOOR = Variant("floor", "floor (Starlette)")
 VARIANTS = [
     FLOOR,
     Variant("unbatched", "modelplane, no batching", ("--max-batch-size", "1")),
-    Variant("batched", "modelplane, batching", ("--max-batch-size", "32")),
+    Variant("batched", "modelplane, batching"),  # the defaults: --max-batch-size 32
     Variant("cache", "modelplane, cache hits", ("--cache",)),
 ]
+Metrics = dict[str, float]  # counters read from /metrics
+Profile = dict[str, list[tuple[str, float, float]]]  # "self"/"total" → (function, self %, total %)
 CELLS: list[tuple[int, int]] = [(1, 1), (1, 8), (1, 64), (32, 8), (32, 64)]  # (rows, clients)
 
 
@@ -157,7 +165,7 @@ class Cell:
     def cpu_us(self) -> float:
         return self.cpu_s / self.requests * 1e6 if self.requests else float("nan")
 
-    def add(self, load: LoadResult, cpu_s: float, rss_mb: float, metrics: Counter[str]) -> None:
+    def add(self, load: LoadResult, cpu_s: float, rss_mb: float, metrics: Metrics) -> None:
         self.requests += load.requests
         self.duration_s += load.duration_s
         self.cpu_s += cpu_s
@@ -165,10 +173,10 @@ class Cell:
         self.p99s_ms.append(load.p99_ms)
         self.errors += load.errors
         self.rss_mb = rss_mb
-        self.predicts += metrics["batch_count"]
-        self.predict_rows += metrics["batch_rows"]
-        self.cache_hits += metrics["cache_hit"]
-        self.cache_misses += metrics["cache_miss"]
+        self.predicts += metrics.get("batch_count", 0.0)
+        self.predict_rows += metrics.get("batch_rows", 0.0)
+        self.cache_hits += metrics.get("cache_hit", 0.0)
+        self.cache_misses += metrics.get("cache_miss", 0.0)
 
 
 # -- the floor server (runs in its own process: ``serving.py --floor-server MODEL.pkl``) -------
@@ -308,9 +316,9 @@ class Server:
                 continue
         return total / 1024
 
-    def metrics(self) -> Counter[str]:
+    def metrics(self) -> Metrics:
         """Batch and cache counters from ``/metrics`` (empty for the floor)."""
-        found: Counter[str] = Counter()
+        found: Metrics = defaultdict(float)
         if self.variant is FLOOR:
             return found
         try:
@@ -400,14 +408,14 @@ def start_servers(
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPLANE_")}
     env["MODELPLANE_HOME"] = str(home)
     servers = {}
-    for variant in variants:
+    for variant in variants:  # a variant's own arguments come last, so they win
         port = free_port()
         if variant is FLOOR:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--floor-server",
                    str(model_path), "--port", str(port)]  # fmt: skip
         else:
             cmd = [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(port),
-                   *MP_ARGS, *variant.args, *serve_args]  # fmt: skip
+                   *MP_ARGS, *serve_args, *variant.args]  # fmt: skip
         servers[variant.key] = Server(variant, cmd, env, cpu, tmp / f"{variant.key}.log", port)
     return servers
 
@@ -456,16 +464,18 @@ def measure(
                 )
                 with console.status(what):
                     url = server.url + INFER_PATH
-                    load_args = {"connections": clients, "cpu": client_cpu,
-                                 "use_wrk": not args.python_loadgen}  # fmt: skip
-                    run_load(url, files[rows], duration_s=args.warmup, **load_args)
-                    before_metrics = server.metrics()
-                    before_cpu = server.cpu_seconds()
-                    load = run_load(url, files[rows], duration_s=args.duration, **load_args)
+                    # The warm-up, then the measured run: the readings kept are those taken
+                    # just before the measured run.
+                    for seconds in (args.warmup, args.duration):
+                        before_metrics = server.metrics()
+                        before_cpu = server.cpu_seconds()
+                        load = run_load(url, files[rows], connections=clients,
+                                        duration_s=seconds, cpu=client_cpu,
+                                        use_wrk=not args.python_loadgen)  # fmt: skip
                     cpu = server.cpu_seconds() - before_cpu
-                    after_metrics = server.metrics()
-                    after_metrics.subtract(before_metrics)
-                    cell.add(load, cpu, server.memory_mb(), after_metrics)
+                    after = server.metrics()
+                    delta = {k: v - before_metrics.get(k, 0.0) for k, v in after.items()}
+                    cell.add(load, cpu, server.memory_mb(), delta)
     return cells
 
 
@@ -475,7 +485,7 @@ def profile(
     args: argparse.Namespace,
     client_cpu: int | None,
     console: Console,
-) -> dict[str, list[tuple[str, float, float]]]:
+) -> dict[str, Profile]:
     """py-spy each modelplane server under load at c=64; top functions by self/total share."""
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(pyspy).exists():
@@ -483,7 +493,7 @@ def profile(
         return {}
     out_dir = Path(args.profile)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tops: dict[str, list[tuple[str, float, float]]] = {}
+    tops: dict[str, Profile] = {}
     for server in servers.values():
         if server.variant is FLOOR or server.error:
             continue
@@ -494,7 +504,7 @@ def profile(
             with console.status(f"profiling {name}…"):
                 spy = subprocess.Popen(
                     pinned([pyspy, "record", "--pid", str(server.proc.pid), "--duration",
-                            str(duration), "--rate", "250", "--format", "raw", "--output",
+                            str(duration), "--rate", "250", "--gil", "--format", "raw", "--output",
                             str(raw), "--nonblocking"], client_cpu),
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 )  # fmt: skip
@@ -509,8 +519,9 @@ def profile(
     return tops
 
 
-def top_frames(raw: Path, n: int = 15) -> list[tuple[str, float, float]]:
-    """(function, self %, total %) of the ``n`` costliest functions in py-spy's raw output."""
+def top_frames(raw: Path, n: int = 12) -> Profile:
+    """(function, self %, total %) of the ``n`` functions with the most samples of their own
+    ("self"), and of the ``n`` others with the most in total below the entry frames ("total")."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -525,8 +536,25 @@ def top_frames(raw: Path, n: int = 15) -> list[tuple[str, float, float]]:
         for frame in set(frames):
             inclusive[frame] += count
     if not total:
-        return []
-    return [(f, c / total * 100, inclusive[f] / total * 100) for f, c in own.most_common(n)]
+        return {}
+    by_self = [f for f, _ in own.most_common(n)]
+    by_total = [
+        f
+        for f, c in inclusive.most_common()
+        if c < 0.9 * total and f not in by_self and not any(e in f for e in ENTRY_FRAMES)
+    ]
+    return {
+        kind: [(f, own[f] / total * 100, inclusive[f] / total * 100) for f in frames]
+        for kind, frames in (("self", by_self), ("total", by_total[:n]))
+    }
+
+
+# Frames every sample of a thread passes through (process start-up, CLI, thread bootstrap).
+ENTRY_FRAMES = (
+    "(<frozen runpy>)", "(typer/", "(click/", "(typer/_click/", "(threading.py)",
+    "(concurrent/futures/thread.py)", "(asyncio/runners.py)", "(uvicorn/main.py)",
+    "(uvicorn/server.py)", "(uvicorn/_compat.py)", "(modelplane/cli/",
+)  # fmt: skip
 
 
 def _short(frame: str) -> str:
@@ -611,22 +639,22 @@ def report(
     all_pass = True
     verdicts: list[dict[str, Any]] = []
     for target in TARGETS:
-        for variant in target.variants:
-            if variant not in servers:
+        for key in target.variants:
+            if key not in servers:
                 continue
             for rows, clients in target.cells:
-                value = ratio(cells, variant, rows, clients, target.kind)
+                value = ratio(cells, key, rows, clients, target.kind)
                 ok = value is not None and (
                     value >= target.goal if target.kind == "rate" else value <= target.goal
                 )
                 all_pass = all_pass and ok
                 goal = f"{'≥' if target.kind == 'rate' else '≤'} {target.goal:.1f}×"
                 targets.add_row(
-                    target.label, variant, f"{rows}-row c={clients}",
+                    target.label, key, f"{rows}-row c={clients}",
                     "—" if value is None else f"{value:.2f}×", goal,
                     "[green]pass[/]" if ok else "[bold red]FAIL[/]",
                 )  # fmt: skip
-                verdicts.append({"target": target.label, "variant": variant, "rows": rows,
+                verdicts.append({"target": target.label, "variant": key, "rows": rows,
                                  "clients": clients, "kind": target.kind, "goal": target.goal,
                                  "ratio": value, "pass": ok})  # fmt: skip
     console.print(targets)
@@ -645,16 +673,21 @@ def report(
     return all_pass, verdicts
 
 
-def print_profiles(tops: dict[str, list[tuple[str, float, float]]], console: Console) -> None:
+def print_profiles(tops: dict[str, Profile], console: Console) -> None:
     from rich.table import Table
 
-    for name, rows in tops.items():
-        table = Table(title=f"py-spy: {name} (share of samples of active threads)")
+    for name, kinds in tops.items():
+        table = Table(
+            title=f"py-spy --gil: {name} (share of the samples of whichever thread holds the "
+            "GIL; model code running without the GIL is not sampled)"
+        )
         table.add_column("function (where)")
         table.add_column("self %", justify="right")
         table.add_column("total %", justify="right")
-        for frame, own, incl in rows:
-            table.add_row(frame, f"{own:.1f}", f"{incl:.1f}")
+        for kind, rows in kinds.items():
+            for index, (frame, own, incl) in enumerate(rows):
+                last = kind == "self" and index == len(rows) - 1
+                table.add_row(frame, f"{own:.1f}", f"{incl:.1f}", end_section=last)
         console.print(table)
 
 
@@ -705,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
     if not console.is_terminal:  # piped or captured: room for the whole table
         console.width = max(console.width, 150)
     cpus = sorted(os.sched_getaffinity(0))
-    server_cpu = cpus[0]
+    server_cpu: int | None = cpus[0]
     client_cpu = cpus[1] if len(cpus) > 1 else None
     notes = []
     if client_cpu is None:
@@ -735,7 +768,7 @@ def main(argv: list[str] | None = None) -> int:
         servers = start_servers(variants, tmp, home, model_path, server_cpu, args.serve_arg)
         peaks: dict[str, float] = {}
         cells: dict[tuple[str, int, int], Cell] = {}
-        tops: dict[str, list[tuple[str, float, float]]] = {}
+        tops: dict[str, Profile] = {}
         try:
             with console.status("starting the servers…"):
                 deadline = time.monotonic() + 180
