@@ -266,7 +266,7 @@ class TestAdmin:
         await api.post("/v2/models/fraud/infer", json=oip_body(X[:1]))
         models = (await api.get("/models", headers=auth)).json()["models"]
         assert models[0]["name"] == "fraud"
-        assert models[0]["batching"]["max_batch_size"] == 32
+        assert models[0]["batching"]["max_batch_size"] == 256
         assert (await api.post("/models/fraud/unload", headers=auth)).json()["unloaded"] == [1]
         assert (await api.get("/models", headers=auth)).json()["models"] == []
 
@@ -528,3 +528,29 @@ class TestTracing:
         assert r.headers["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
         names = {span.name for span in exporter.get_finished_spans()}
         assert {"infer", "route", "validate", "predict"} <= names
+
+
+class TestInlinePrediction:
+    """``--threads 0`` (the default on one CPU): predict on the event loop, still batched."""
+
+    async def test_concurrent_requests_each_get_their_own_answer(
+        self, platform: Platform, registered: Client, client: Client
+    ) -> None:
+        client.log_model(serving_models.fails_on_negative, name="picky", input_example=X)
+        opts = ServeOptions(grpc_port=None, poll_interval_s=3600, access_log=False,
+                            executor_threads=0)
+        rows = [np.abs(RNG.normal(size=(1 + i % 3, 4))) for i in range(200)]
+        rows[13] = -rows[13]
+        async with serve(platform, opts) as http:
+            responses = await asyncio.gather(*(http.post("/v2/models/picky/infer",
+                                                         json=oip_body(r)) for r in rows))
+            metrics = (await http.get("/metrics")).text
+        for i, (r, resp) in enumerate(zip(rows, responses, strict=True)):
+            if i == 13:
+                assert resp.status_code == 422
+                continue
+            assert resp.status_code == 200, resp.text
+            np.testing.assert_allclose(output(resp.json(), "predict"), r.sum(axis=1))
+        batches = [line for line in metrics.splitlines()
+                   if line.startswith("modelplane_batch_size_rows_count")]
+        assert batches and float(batches[0].split()[-1]) < 200  # requests were batched

@@ -39,7 +39,7 @@ def serve(
     ] = None,
     max_batch_size: Annotated[
         int, typer.Option(min=1, help="Rows per batch (1 turns batching off).")
-    ] = 32,
+    ] = 256,
     max_wait_ms: Annotated[
         float, typer.Option(min=0, help="Longest a queued request waits for a batch.")
     ] = 2.0,
@@ -54,7 +54,14 @@ def serve(
         int, typer.Option(min=0, help="Requests queued per model before 503.")
     ] = 1024,
     max_models: Annotated[int, typer.Option(min=1, help="Versions kept loaded (LRU).")] = 16,
-    threads: Annotated[int, typer.Option(min=1, help="Inference threads per worker.")] = 4,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Inference threads per worker; 0: on the event loop "
+            "(default: 0 on one CPU, else 2 per CPU up to 4).",
+        ),
+    ] = None,
     process_pool: Annotated[
         bool, typer.Option(help="Run inference in processes (GIL-bound models).")
     ] = False,

@@ -450,12 +450,26 @@ def _drain_on_sigterm(service: InferenceService) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _executor(options: ServeOptions) -> Executor:
+def inference_threads(options: ServeOptions) -> int:
+    """Threads for inference; 0 = predict on the event loop.
+
+    Auto (``--threads`` not given): on one CPU a thread only adds a hand-off, two context
+    switches and a fight for the GIL (measured: 30-60 µs per request, ~10 % of a small
+    model's request), so predict runs on the loop; with more CPUs, two threads per CPU up to 4.
+    """
+    if options.executor_threads is not None:
+        return options.executor_threads
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 0 if (cpus or 1) <= 1 else min(4, 2 * (cpus or 1))
+
+
+def _executor(options: ServeOptions) -> Executor | None:
+    threads = inference_threads(options)
     if options.process_pool:
-        return ProcessPoolExecutor(max_workers=options.executor_threads)
-    return ThreadPoolExecutor(
-        max_workers=options.executor_threads, thread_name_prefix="modelplane-predict"
-    )
+        return ProcessPoolExecutor(max_workers=max(1, threads))
+    if threads == 0:
+        return None
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="modelplane-predict")
 
 
 def create_serving_app(
@@ -463,7 +477,7 @@ def create_serving_app(
     options: ServeOptions | None = None,
     *,
     platform: Platform | None = None,
-) -> FastAPI:
+) -> ServingApp:
     """The whole server: OIP v2, /predict, admin, /metrics and the registry API under /api/v1."""
     opts = options or ServeOptions()
 
@@ -535,7 +549,8 @@ def create_serving_app(
                 await run_in_threadpool(predlog.close)
             if cache is not None:
                 await cache.close()
-            executor.shutdown(wait=False, cancel_futures=True)
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
             if own_platform:
                 await run_in_threadpool(plat.close)
 
@@ -567,10 +582,63 @@ def create_serving_app(
     ]
     for path, endpoint, methods in routes:
         app.add_route(path, endpoint, methods=methods, include_in_schema=False)
-    return app
+    return ServingApp(app)
 
 
-def factory() -> FastAPI:
+class ServingApp:
+    """The ASGI entry: prediction routes go straight to their endpoints, the rest to FastAPI.
+
+    Measured (benchmarks/serving.py, py-spy): FastAPI's middleware stack and router (which tries
+    every registry route first) cost 60-90 µs per request, as much as a small model's predict.
+    So ``/v2/models/{name}[/versions/{v}]/infer``, ``/predict`` and the health probes are
+    matched here with string operations; everything else (registry API, docs, admin) is served
+    by the FastAPI app, which also runs the lifespan.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    @property
+    def state(self) -> Any:
+        return self.app.state
+
+    @property
+    def router(self) -> Any:
+        return self.app.router
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            found = _hot_route(scope["method"], scope["path"])
+            if found is not None:
+                endpoint, params = found
+                scope["app"] = self.app
+                scope["path_params"] = params
+                response = await endpoint(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+_INFER_PREFIX = "/v2/models/"
+_INFER_SUFFIX = "/infer"
+
+
+def _hot_route(method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
+    if method == "POST":
+        if path.startswith(_INFER_PREFIX) and path.endswith(_INFER_SUFFIX):
+            middle = path[len(_INFER_PREFIX) : -len(_INFER_SUFFIX)]
+            name, sep, version = middle.partition("/versions/")
+            if name and "/" not in name and (not sep or (version and "/" not in version)):
+                return infer, ({"name": name, "version": version} if sep else {"name": name})
+            return None
+        if path == "/predict":
+            return predict, {}
+    elif method == "GET" and path == "/v2/health/ready":
+        return health_ready, {}
+    return None
+
+
+def factory() -> ServingApp:
     """For ``uvicorn --factory`` workers: options come from ``MODELPLANE_SERVE_OPTIONS``."""
     raw = os.environ.get("MODELPLANE_SERVE_OPTIONS")
     return create_serving_app(options=ServeOptions.from_json(raw) if raw else None)

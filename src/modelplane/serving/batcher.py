@@ -104,6 +104,7 @@ class Batcher:
         name: str = "",
         on_batch: Callable[[int, int], None] | None = None,
         max_concurrency: int = 1,
+        inline: bool = False,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
@@ -117,10 +118,17 @@ class Batcher:
         self.max_concurrency = max_concurrency
         self._predict = predict
         self._on_batch = on_batch
-        self._owns_executor = executor is None
-        self._executor: concurrent.futures.Executor = executor or (
-            concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"modelplane-batcher-{name}".rstrip("-")
+        self._inline = inline
+        self._pump_scheduled = False
+        self._owns_executor = executor is None and not inline
+        self._executor: concurrent.futures.Executor | None = (
+            None
+            if inline
+            else executor
+            or (
+                concurrent.futures.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"modelplane-batcher-{name}".rstrip("-")
+                )
             )
         )
         self._queue: deque[_Request] = deque()
@@ -159,9 +167,18 @@ class Batcher:
         rows = _rows(batch)
         self._queue.append(_Request(batch, rows, future, loop.time()))
         self._queued_rows += rows
-        if self._running < self.max_concurrency:
+        if self._inline:
+            # Predict on the loop, one turn later: requests read in this turn join the batch.
+            if not self._pump_scheduled:
+                self._pump_scheduled = True
+                loop.call_soon(self._scheduled_pump, loop)
+        elif self._running < self.max_concurrency:
             self._pump(loop)
         return await future
+
+    def _scheduled_pump(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._pump_scheduled = False
+        self._pump(loop)
 
     async def close(self) -> None:
         """Refuse new requests, finish the queued and running ones, release the executor."""
@@ -172,7 +189,7 @@ class Batcher:
             loop = asyncio.get_running_loop()
             self._pump(loop)  # no more lingering: whatever waits goes now
             await self._drained.wait()
-        if self._owns_executor:
+        if self._owns_executor and self._executor is not None:
             self._executor.shutdown(wait=False)
 
     # -- the dispatcher: runs on the event loop, on each arrival and each batch's end ----------
@@ -205,6 +222,20 @@ class Batcher:
                 self._on_batch(len(batch), sum(rows))
             except Exception:
                 log.exception("on_batch callback of batcher %r failed", self.name)
+        if self._executor is None:  # inline: on the event loop (one CPU, or GIL-bound models)
+            self._running += 1
+            try:
+                outcomes = _run_batch(self._predict, inputs, rows)
+            except Exception as exc:
+                outcomes = None
+                _fail(futures, exc)
+            self._running -= 1
+            if outcomes is not None:
+                _deliver(futures, outcomes)
+            if self._queue and not self._pump_scheduled:
+                self._pump_scheduled = True
+                loop.call_soon(self._scheduled_pump, loop)
+            return
         try:
             job = loop.run_in_executor(self._executor, _run_batch, self._predict, inputs, rows)
         except Exception as exc:  # the executor is shut down or broken
@@ -263,18 +294,22 @@ class Batcher:
         elif (exc := job.exception()) is not None:
             _fail(futures, exc)
         else:
-            for future, (ok, value) in zip(futures, job.result(), strict=True):
-                if future.done():  # its caller went away: the rows are dropped
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+            _deliver(futures, job.result())
         self._pump(loop)
 
     def _check_drained(self) -> None:
         if self._drained is not None and not self._queue and not self._running:
             self._drained.set()
+
+
+def _deliver(futures: Sequence[asyncio.Future[Any]], outcomes: list[Outcome]) -> None:
+    for future, (ok, value) in zip(futures, outcomes, strict=True):
+        if future.done():  # its caller went away: the rows are dropped
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def _fail(futures: Sequence[asyncio.Future[Any]], exc: BaseException) -> None:

@@ -23,7 +23,7 @@ __all__ = ["ModelOptions", "ServeOptions"]
 class ModelOptions:
     """Serving settings of one model: the server's defaults, overridden by its tags."""
 
-    max_batch_size: int = 32
+    max_batch_size: int = 256
     max_wait_ms: float = 2.0
     cache: bool = False
     timeout_ms: float = 10_000.0
@@ -67,7 +67,7 @@ class ServeOptions:
     max_models: int = 16
     max_model_bytes: int = 4 << 30
     poll_interval_s: float = 2.0
-    executor_threads: int = 4
+    executor_threads: int | None = None
     process_pool: bool = False
     prediction_log: bool = True
     access_log: bool = True

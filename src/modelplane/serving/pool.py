@@ -134,10 +134,25 @@ class ServedModel:
     def batcher_for(
         self,
         outputs: tuple[str, ...],
-        executor: Executor,
+        executor: Executor | None,
         on_batch: Callable[[int, int], None] | None,
     ) -> Batcher:
         batcher = self.batchers.get(outputs)
+        if batcher is None and executor is None:  # inline: predict on the event loop
+            batcher = Batcher(
+                _predictor(
+                    self.loaded,
+                    outputs,
+                    self.predict_output,
+                    columnar=self.signature is not None and self.signature.is_columnar,
+                ),
+                max_batch_size=self.options.max_batch_size,
+                max_wait_ms=self.options.max_wait_ms,
+                name=f"{self.name}/{self.version}",
+                on_batch=on_batch,
+                inline=True,
+            )
+            self.batchers[outputs] = batcher
         if batcher is None and isinstance(executor, ProcessPoolExecutor):
             # GIL-bound models: each worker process loads the version itself (a closure over
             # the loaded model cannot be pickled); the batch and a small reference travel.
@@ -254,7 +269,7 @@ class ModelPool:
         platform: Platform,
         options: ServeOptions,
         *,
-        executor: Executor,
+        executor: Executor | None,
         on_batch: Callable[[str, int, int], None] | None = None,
         on_loaded: Callable[[ServedModel], None] | None = None,
         on_unloaded: Callable[[ServedModel], None] | None = None,

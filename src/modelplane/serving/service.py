@@ -54,7 +54,7 @@ class InferenceService:
         self,
         pool: ModelPool,
         *,
-        executor: Executor,
+        executor: Executor | None,
         cache: PredictionCache | None = None,
         metrics: ServingMetrics | None = None,
         predlog: PredictionLog | None = None,
