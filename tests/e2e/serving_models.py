@@ -31,3 +31,12 @@ def slow(batch: Any) -> np.ndarray[Any, Any]:
 
 def times_ten(batch: Any) -> np.ndarray[Any, Any]:
     return np.asarray(batch, dtype=np.float64).sum(axis=1) * 10
+
+
+def deliberate_sums(batch: Any) -> np.ndarray[Any, Any]:
+    """Row sums after 5 ms of work (a model slow enough for batches to form); negative → error."""
+    array = np.asarray(batch, dtype=np.float64)
+    time.sleep(0.005)
+    if (array < 0).any():
+        raise ValueError("negative input")
+    return array.sum(axis=1)
