@@ -284,6 +284,7 @@ class ModelPool:
         self._on_unloaded = on_unloaded
         self._on_breaker = on_breaker
         self._views: dict[str, ModelView] = {}
+        self._references: dict[tuple[str, str | None], Reference] = {}
         self._served: OrderedDict[tuple[str, int], ServedModel] = OrderedDict()
         self._loading: dict[tuple[str, int], asyncio.Future[ServedModel]] = {}
         self._bulkheads: dict[str, Bulkhead] = {}
@@ -310,7 +311,11 @@ class ModelPool:
     # -- the hot path ------------------------------------------------------------------------
     async def get(self, ref: str, version: str | None = None) -> ServedModel:
         """The ready version a reference (and an optional URL version or alias) names."""
-        reference = _reference(ref, version)
+        reference = self._references.get((ref, version))
+        if reference is None:  # parsing validates names with regexes: do it once per string
+            reference = _reference(ref, version)
+            if len(self._references) < 10_000:
+                self._references[(ref, version)] = reference
         view = self._views.get(reference.name)
         if view is None:
             view = await self._fetch_view(reference.name)

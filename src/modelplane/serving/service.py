@@ -15,6 +15,7 @@ Then the prediction log and the metrics take the result through bounded queues.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -152,7 +153,7 @@ class InferenceService:
             model=served.name,
             version=served.version,
             outputs=result_outputs,
-            id=request.id or uuid.uuid4().hex,
+            id=request.id or _request_id(),
             fallback=fallback,
             cached=cached,
         )
@@ -210,6 +211,15 @@ class InferenceService:
                 served.in_flight -= 1
 
         return compute
+
+
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count()
+
+
+def _request_id() -> str:
+    """Unique across processes and restarts (random prefix) and cheap (a counter)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 async def _encoded(compute: Callable[[], Awaitable[dict[str, np.ndarray[Any, Any]]]]) -> bytes:
