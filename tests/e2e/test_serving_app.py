@@ -555,3 +555,15 @@ class TestInlinePrediction:
                    if line.startswith("modelplane_batch_size_rows_count")]
         assert batches
         assert float(batches[0].split()[-1]) < 200
+
+
+class TestProcessPool:
+    async def test_process_pool_workers_load_the_version_and_answer(
+        self, platform: Platform, registered: Client, fitted: LogisticRegression
+    ) -> None:
+        opts = ServeOptions(grpc_port=None, poll_interval_s=3600, access_log=False,
+                            process_pool=True, executor_threads=1)
+        async with serve(platform, opts) as http:
+            r = await http.post("/v2/models/fraud/infer", json=oip_body(X[:3]))
+        assert r.status_code == 200, r.text
+        np.testing.assert_array_equal(output(r.json(), "predict"), fitted.predict(X[:3]))

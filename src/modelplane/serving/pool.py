@@ -137,56 +137,37 @@ class ServedModel:
         executor: Executor | None,
         on_batch: Callable[[int, int], None] | None,
     ) -> Batcher:
+        """The batcher of this output set: inline (no executor), threads, or processes."""
         batcher = self.batchers.get(outputs)
-        if batcher is None and executor is None:  # inline: predict on the event loop
-            batcher = Batcher(
-                _predictor(
-                    self.loaded,
-                    outputs,
-                    self.predict_output,
-                    columnar=self.signature is not None and self.signature.is_columnar,
-                ),
-                max_batch_size=self.options.max_batch_size,
-                max_wait_ms=self.options.max_wait_ms,
-                name=f"{self.name}/{self.version}",
-                on_batch=on_batch,
-                inline=True,
-            )
-            self.batchers[outputs] = batcher
-        if batcher is None and isinstance(executor, ProcessPoolExecutor):
+        if batcher is not None:
+            return batcher
+        predict: Callable[[Any], dict[str, np.ndarray[Any, Any]]]
+        concurrency = 1
+        if isinstance(executor, ProcessPoolExecutor):
             # GIL-bound models: each worker process loads the version itself (a closure over
             # the loaded model cannot be pickled); the batch and a small reference travel.
-            batcher = Batcher(
-                functools.partial(
-                    predict_in_process,
-                    self.settings_json,
-                    f"{self.name}/{self.version}",
-                    outputs,
-                    self.predict_output,
-                ),
-                max_batch_size=self.options.max_batch_size,
-                max_wait_ms=self.options.max_wait_ms,
-                executor=executor,
-                name=f"{self.name}/{self.version}",
-                on_batch=on_batch,
-                max_concurrency=getattr(executor, "_max_workers", 1),
+            predict = functools.partial(
+                predict_in_process,
+                self.settings_json,
+                f"{self.name}/{self.version}",
+                outputs,
+                self.predict_output,
             )
-            self.batchers[outputs] = batcher
-        if batcher is None:
-            batcher = Batcher(
-                _predictor(
-                    self.loaded,
-                    outputs,
-                    self.predict_output,
-                    columnar=self.signature is not None and self.signature.is_columnar,
-                ),
-                max_batch_size=self.options.max_batch_size,
-                max_wait_ms=self.options.max_wait_ms,
-                executor=executor,
-                name=f"{self.name}/{self.version}",
-                on_batch=on_batch,
-            )
-            self.batchers[outputs] = batcher
+            concurrency = getattr(executor, "_max_workers", 1)
+        else:
+            columnar = self.signature is not None and self.signature.is_columnar
+            predict = _predictor(self.loaded, outputs, self.predict_output, columnar=columnar)
+        batcher = Batcher(
+            predict,
+            max_batch_size=self.options.max_batch_size,
+            max_wait_ms=self.options.max_wait_ms,
+            executor=executor,
+            name=f"{self.name}/{self.version}",
+            on_batch=on_batch,
+            max_concurrency=concurrency,
+            inline=executor is None,
+        )
+        self.batchers[outputs] = batcher
         return batcher
 
     async def close(self) -> None:
