@@ -567,3 +567,22 @@ class TestProcessPool:
             r = await http.post("/v2/models/fraud/infer", json=oip_body(X[:3]))
         assert r.status_code == 200, r.text
         np.testing.assert_array_equal(output(r.json(), "predict"), fitted.predict(X[:3]))
+
+
+class TestInlineDeadline:
+    async def test_request_queued_behind_a_slow_prediction_times_out(
+        self, platform: Platform, client: Client
+    ) -> None:
+        client.log_model(serving_models.slow, name="slow", input_example=X,
+                         tags={"serving.timeout_ms": "100", "serving.max_batch_size": "1"})
+        opts = ServeOptions(grpc_port=None, poll_interval_s=3600, access_log=False,
+                            executor_threads=0)
+        async with serve(platform, opts) as http:
+            await http.get("/v2/models/slow")  # loaded and warm
+            first, second = await asyncio.gather(
+                http.post("/v2/models/slow/infer", json=oip_body(X[:1])),
+                http.post("/v2/models/slow/infer", json=oip_body(X[1:2])),
+            )
+        # The first prediction runs on the loop (it cannot be interrupted); the second waited
+        # past its deadline behind it and is refused before it starts.
+        assert sorted([first.status_code, second.status_code]) == [200, 504]

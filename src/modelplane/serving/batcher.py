@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from modelplane.errors import NotReady
+from modelplane.errors import DeadlineExceeded, NotReady
 
 __all__ = ["Batcher"]
 
@@ -64,13 +64,21 @@ _SCAN_LIMIT = 4  # look at most this many × max_batch_size queued requests when
 
 
 class _Request:
-    __slots__ = ("_key", "future", "input", "queued_at", "rows")
+    __slots__ = ("_key", "deadline", "future", "input", "queued_at", "rows")
 
-    def __init__(self, input: Any, rows: int, future: asyncio.Future[Any], queued_at: float):
+    def __init__(
+        self,
+        input: Any,
+        rows: int,
+        future: asyncio.Future[Any],
+        queued_at: float,
+        deadline: float | None = None,
+    ):
         self.input = input
         self.rows = rows
         self.future = future
         self.queued_at = queued_at
+        self.deadline = deadline
         self._key: Any = None
 
     @property
@@ -153,7 +161,12 @@ class Batcher:
     def closed(self) -> bool:
         return self._closed
 
-    async def submit(self, batch: Any) -> Any:
+    @property
+    def inline(self) -> bool:
+        """Whether predictions run on the event loop (and so cannot be interrupted)."""
+        return self._inline
+
+    async def submit(self, batch: Any, *, deadline: float | None = None) -> Any:
         """Predict ``batch`` (one request's rows) and return exactly its rows of the output.
 
         ``batch`` is a 2-D numpy array, a pandas DataFrame or a dict of numpy arrays with the
@@ -165,7 +178,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         rows = _rows(batch)
-        self._queue.append(_Request(batch, rows, future, loop.time()))
+        self._queue.append(_Request(batch, rows, future, loop.time(), deadline))
         self._queued_rows += rows
         if self._inline:
             # Predict one loop turn later, so requests read in this turn join the batch. Even
@@ -251,7 +264,8 @@ class Batcher:
         """Pop the next batch: the first live request and the compatible ones after it that
         fit in ``max_batch_size`` rows; incompatible ones keep their place in the queue."""
         queue = self._queue
-        while queue and queue[0].future.done():  # cancelled while queued: skip
+        self._expire(queue)
+        while queue and queue[0].future.done():  # cancelled or expired while queued: skip
             self._queued_rows -= queue.popleft().rows
         if not queue:
             return []
@@ -283,6 +297,21 @@ class Batcher:
                 break
         queue.extendleft(reversed(skipped))
         return batch
+
+    def _expire(self, queue: deque[_Request]) -> None:
+        """Fail the queued requests whose deadline (``submit(deadline=…)``) has passed."""
+        now: float | None = None
+        for request in queue:
+            if request.deadline is None or request.future.done():
+                continue
+            if now is None:
+                now = request.future.get_loop().time()
+            if now > request.deadline:
+                request.future.set_exception(
+                    DeadlineExceeded(
+                        f"prediction of {self.name or 'the model'} did not start before its timeout"
+                    )
+                )
 
     def _finish(
         self,
