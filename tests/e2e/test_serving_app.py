@@ -104,7 +104,10 @@ class TestProtocol:
         meta = (await api.get("/v2/models/fraud")).json()
         assert meta["name"] == "fraud"
         assert meta["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
-        assert {o["name"] for o in meta["outputs"]} == {"predict", "predict_proba"}
+        outputs = {o["name"]: o for o in meta["outputs"]}
+        assert outputs["predict"]["datatype"] == "INT64"  # seen at warm-up: labels
+        assert outputs["predict_proba"] == {"name": "predict_proba", "datatype": "FP64",
+                                            "shape": [-1, 2]}
         tab = (await api.get("/v2/models/tabular/versions/1")).json()
         assert [i["name"] for i in tab["inputs"]] == ["amount", "hour", "km", "txns"]
 

@@ -80,6 +80,8 @@ class ServedModel:
     nbytes: int
     load_seconds: float
     batchers: dict[tuple[str, ...], Batcher] = field(default_factory=dict)
+    #: dtype and shape of each output as the warm-up saw them (for metadata without a signature)
+    observed_outputs: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
     settings_json: str = "{}"
     in_flight: int = 0
     last_used: float = field(default_factory=time.monotonic)
@@ -348,11 +350,14 @@ class ModelPool:
         loaded = self._client.load_model(f"{name}/{number}", trust=trust)
         options = options.with_tags(loaded.version.tags)  # a version's own tags win
         sample = warmup_input(loaded.signature)
+        observed: dict[str, tuple[str, tuple[int, ...]]] = {}
         if sample is not None:
             try:
-                loaded.runtime.predict(sample)
+                out = np.asarray(loaded.runtime.predict(sample))
+                observed[PREDICT] = (out.dtype.name, (-1, *out.shape[1:]))
                 if loaded.runtime.has_proba:
-                    loaded.runtime.predict_proba(sample)
+                    proba = np.asarray(loaded.runtime.predict_proba(sample))
+                    observed[PROBA] = (proba.dtype.name, (-1, *proba.shape[1:]))
             except Exception:
                 # A neutral row of zeros may be outside what a model accepts; that is the
                 # model's business, not a reason to refuse serving it (the breaker watches).
@@ -369,6 +374,7 @@ class ModelPool:
             breaker=CircuitBreaker(on_change=self._breaker_hook(name, number)),
             bulkhead=bulkhead,
             nbytes=loaded.version.size,
+            observed_outputs=observed,
             settings_json=self._platform.settings.model_dump_json(),
             load_seconds=time.perf_counter() - started,
         )

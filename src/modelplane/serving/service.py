@@ -40,8 +40,8 @@ from modelplane.errors import (
 from modelplane.registry.signature import Signature
 from modelplane.serving import tracing
 from modelplane.serving.metrics import ServingMetrics
-from modelplane.serving.oip import signature_dtype_to_oip
-from modelplane.serving.pool import PROBA, ModelPool, ServedModel
+from modelplane.serving.oip import oip_datatype, signature_dtype_to_oip
+from modelplane.serving.pool import PREDICT, PROBA, ModelPool, ServedModel
 from modelplane.serving.predlog import PredictionLog, PredictionRecord
 from modelplane.serving.resilience import with_timeout
 from modelplane.serving.types import InferRequest, InferResult, ModelInfo, TensorMeta
@@ -250,15 +250,20 @@ def model_info(served: ServedModel) -> ModelInfo:
         TensorMeta(s.name, signature_dtype_to_oip(s.dtype), s.shape)
         for s in (sig.inputs if sig else ())
     )
-    out_meta = [
-        TensorMeta(
+    seen = served.observed_outputs
+    if sig is not None and sig.outputs:
+        first = TensorMeta(
             served.predict_output,
-            signature_dtype_to_oip(sig.outputs[0].dtype) if sig and sig.outputs else "FP64",
-            sig.outputs[0].shape if sig and sig.outputs else (-1,),
+            signature_dtype_to_oip(sig.outputs[0].dtype),
+            sig.outputs[0].shape,
         )
-    ]
+    else:  # no output signature: what the warm-up inference returned
+        dtype, shape = seen.get(PREDICT, ("float64", (-1,)))
+        first = TensorMeta(served.predict_output, oip_datatype(np.dtype(dtype)), shape)
+    out_meta = [first]
     if served.loaded.runtime.has_proba:
-        out_meta.append(TensorMeta(PROBA, "FP64", (-1, -1)))
+        dtype, shape = seen.get(PROBA, ("float64", (-1, -1)))
+        out_meta.append(TensorMeta(PROBA, oip_datatype(np.dtype(dtype)), shape))
     return ModelInfo(
         name=served.name,
         versions=(str(served.version),),
