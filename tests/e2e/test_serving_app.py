@@ -589,3 +589,24 @@ class TestInlineDeadline:
         # The first prediction runs on the loop (it cannot be interrupted); the second waited
         # past its deadline behind it and is refused before it starts.
         assert sorted([first.status_code, second.status_code]) == [200, 504]
+
+
+class TestUnknownModels:
+    async def test_unknown_model_is_looked_up_once_per_poll_interval(
+        self, platform: Platform, registered: Client, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from modelplane.serving.pool import ModelPool
+
+        calls: list[str] = []
+        real = ModelPool._fetch_view_blocking
+
+        def counting(self: ModelPool, name: str) -> Any:
+            calls.append(name)
+            return real(self, name)
+
+        monkeypatch.setattr(ModelPool, "_fetch_view_blocking", counting)
+        async with serve(platform) as http:
+            statuses = [(await http.post("/v2/models/ghost/infer", json=oip_body(X[:1])))
+                        .status_code for _ in range(5)]
+        assert statuses == [404] * 5
+        assert calls.count("ghost") == 1

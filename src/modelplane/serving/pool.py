@@ -29,7 +29,7 @@ import numpy as np
 
 from modelplane.bootstrap import Platform
 from modelplane.client import Client, LoadedModel
-from modelplane.errors import AliasNotFound, InvalidInput, VersionNotFound
+from modelplane.errors import AliasNotFound, InvalidInput, ModelNotFound, VersionNotFound
 from modelplane.registry.model import Reference, parse_reference
 from modelplane.registry.signature import Signature, validate_columns
 from modelplane.serving.batcher import Batcher
@@ -268,6 +268,7 @@ class ModelPool:
         self._on_breaker = on_breaker
         self._views: dict[str, ModelView] = {}
         self._references: dict[tuple[str, str | None], Reference] = {}
+        self._missing: dict[str, float] = {}
         self._served: OrderedDict[tuple[str, int], ServedModel] = OrderedDict()
         self._loading: dict[tuple[str, int], asyncio.Future[ServedModel]] = {}
         self._bulkheads: dict[str, Bulkhead] = {}
@@ -301,8 +302,7 @@ class ModelPool:
                 self._references[(ref, version)] = reference
         view = self._views.get(reference.name)
         if view is None:
-            view = await self._fetch_view(reference.name)
-            self._views[reference.name] = view
+            view = await self._fetch_unknown(reference.name)
         number = view.number_for(reference)
         key = (reference.name, number)
         served = self._served.get(key)
@@ -311,6 +311,24 @@ class ModelPool:
             served.last_used = time.monotonic()
             return served
         return await self._load(key, view.options)
+
+    async def _fetch_unknown(self, name: str) -> ModelView:
+        """First request for a model: read its view once. A model that does not exist is
+        remembered for one poll interval, so a stream of requests for a wrong name costs no
+        database query each (the registry is asked again after that)."""
+        missing_until = self._missing.get(name)
+        if missing_until is not None and time.monotonic() < missing_until:
+            raise ModelNotFound(f"model {name!r} does not exist", field="name")
+        try:
+            view = await self._fetch_view(name)
+        except ModelNotFound:
+            if len(self._missing) > 10_000:
+                self._missing.clear()
+            self._missing[name] = time.monotonic() + self._options.poll_interval_s
+            raise
+        self._missing.pop(name, None)
+        self._views[name] = view
+        return view
 
     def view(self, name: str) -> ModelView | None:
         return self._views.get(name)
