@@ -33,6 +33,13 @@ def _server_missing(what: str, exc: Exception) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """One asyncio loop per test process for every async test: grpc.aio binds itself to the
+    first loop it sees, so a fresh loop per test left it posting to a closed one (flaky)."""
+    return "asyncio"
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A PostgreSQL URL whose ``search_path`` is a fresh schema of this test alone."""

@@ -29,9 +29,6 @@ X = RNG.normal(size=(300, 4))
 Y = (X[:, 0] - X[:, 2] > 0).astype(int)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture

@@ -28,9 +28,6 @@ REDIS_URL = os.environ.get("MODELPLANE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 PROMPTLY_S = 2.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture

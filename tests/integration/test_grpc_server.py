@@ -31,9 +31,6 @@ pytestmark = pytest.mark.anyio
 Array = np.ndarray[Any, Any]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # grpc.aio runs on asyncio only
 
 
 class FakeCore:

@@ -22,9 +22,6 @@ from modelplane.serving.batcher import Batcher
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def rows_of(batch: Any) -> int:
