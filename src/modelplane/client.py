@@ -329,6 +329,26 @@ class Client:
     def list_tokens(self, *, include_revoked: bool = False) -> list[Token]:
         return self.platform.tokens.list_tokens(include_revoked=include_revoked)
 
+    def collect_garbage(self, *, older_than_s: float = 3600, dry_run: bool = False) -> list[str]:
+        """Delete stored artifacts no version points at (left by failed registrations).
+
+        Only objects older than ``older_than_s`` go, so one stored by a registration still in
+        flight is never taken. Returns the digests removed (or that would be, with dry_run).
+        """
+        import time
+
+        referenced = self.platform.registry.referenced_digests()
+        cutoff = time.time() - older_than_s
+        orphans = [
+            digest
+            for digest, written in self.platform.artifacts.objects()
+            if digest not in referenced and (written is None or written < cutoff)
+        ]
+        if not dry_run:
+            for digest in orphans:
+                self.platform.artifacts.delete(digest)
+        return orphans
+
     # -- reads (views) ---------------------------------------------------------------------
     def get_model(self, name: str) -> RegisteredModel:
         return self.platform.registry.get_model(name)

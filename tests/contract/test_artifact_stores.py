@@ -192,3 +192,19 @@ class TestLocalStoreHardening:
         view.write_bytes(b"stale copy")
         again = store.fetch(stored.digest, name="model.onnx", owner="fraud/1")
         assert again.read_bytes() == model_file.read_bytes()
+
+
+class TestListingAndDeleting:
+    def test_objects_lists_what_was_stored_and_delete_removes_it(
+        self, store: ArtifactStore, model_file: Path, tmp_path: Path
+    ) -> None:
+        folder = tmp_path / "bundle"
+        folder.mkdir()
+        (folder / "a.txt").write_text("a")
+        one, two = store.put(model_file), store.put(folder)
+        listed = dict(store.objects())
+        assert set(listed) == {one.digest, two.digest}
+        store.delete(one.digest)
+        store.delete(two.digest)
+        assert dict(store.objects()) == {}
+        assert not store.exists(one.digest)

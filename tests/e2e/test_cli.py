@@ -567,3 +567,31 @@ class TestGlobal:
                 if "--json" not in [o for p in command.params for o in p.opts]:
                     missing.append(f"{group_name} {name}")
         assert missing == []
+
+
+class TestArtifactsGc:
+    def test_gc_removes_what_a_refused_registration_left_and_keeps_the_rest(
+        self, cli: Cli, skops_file: Path, tmp_path: Path
+    ) -> None:
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+
+        from modelplane.runtimes import save_model
+
+        kept = as_json(cli("models", "register", "fraud", str(skops_file), "--json"))
+        x = np.arange(40, dtype=float).reshape(20, 2)
+        other = save_model(LogisticRegression().fit(x, (x[:, 0] > 20).astype(int)),
+                           tmp_path).path
+        # Stored, then refused by the registry: its artifact stays behind until collected.
+        one_line_error(cli("models", "register", "fraud", str(other), "--parent-version", "9"))
+        assert as_json(cli("artifacts", "gc", "--json"))["digests"] == []  # still young
+        plan = as_json(cli("artifacts", "gc", "--older-than", "0", "--dry-run", "--json"))
+        assert len(plan["digests"]) == 1
+        assert plan["digests"][0] != kept["digest"]
+        done = as_json(cli("artifacts", "gc", "--older-than", "0", "--json"))
+        assert done["digests"] == plan["digests"]
+        assert as_json(cli("artifacts", "gc", "--older-than", "0", "--json"))["digests"] == []
+        ok(cli("models", "version", "fraud", "1"))
+
+    def test_bad_option_exits_2_with_one_line(self, cli: Cli) -> None:
+        one_line_error(cli("artifacts", "gc", "--older-than", "-1"))

@@ -226,3 +226,20 @@ class TestOnnxSignature:
         with pytest.raises(SignatureMismatch) as info:
             loaded.predict(np.ones((2, 4)))
         assert info.value.field == "x"
+
+
+class TestGarbageCollection:
+    def test_only_unreferenced_old_artifacts_are_collected(
+        self, client: Client, platform: Platform, fitted: LogisticRegression, tmp_path: Path
+    ) -> None:
+        kept = client.log_model(fitted, name="fraud")
+        orphan_file = tmp_path / "orphan.onnx"
+        orphan_file.write_bytes(b"left behind by a failed registration")
+        orphan = platform.artifacts.put(orphan_file)
+        assert client.collect_garbage(older_than_s=3600) == []  # too young: may be in flight
+        assert client.collect_garbage(older_than_s=0, dry_run=True) == [orphan.digest]
+        assert platform.artifacts.exists(orphan.digest)
+        assert client.collect_garbage(older_than_s=0) == [orphan.digest]
+        assert not platform.artifacts.exists(orphan.digest)
+        assert platform.artifacts.exists(kept.digest)
+        client.load_model("fraud")

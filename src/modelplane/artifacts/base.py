@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -61,6 +62,14 @@ class ArtifactStore(Protocol):
         ...
 
     def exists(self, digest: str) -> bool: ...
+
+    def objects(self) -> Iterator[tuple[str, float | None]]:
+        """Every stored object: its digest and when it was written (None when unknown)."""
+        ...
+
+    def delete(self, digest: str) -> None:
+        """Remove one object (garbage collection only: versions are immutable)."""
+        ...
 
 
 def check_digest(digest: str) -> str:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from modelplane.artifacts.base import (
@@ -28,6 +30,8 @@ from modelplane.artifacts.base import (
 from modelplane.errors import ArtifactMissing, InvalidInput, UnsafePath
 
 __all__ = ["LocalArtifactStore"]
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class LocalArtifactStore:
@@ -120,3 +124,19 @@ class LocalArtifactStore:
             verify_file(tmp, digest, owner)
         os.replace(tmp, view)
         return view
+
+    def objects(self) -> Iterator[tuple[str, float | None]]:
+        if not self._objects.is_dir():
+            return
+        for shard in sorted(self._objects.iterdir()):
+            for obj in sorted(shard.iterdir()):
+                if _DIGEST.fullmatch(obj.name):
+                    yield obj.name, obj.lstat().st_mtime
+
+    def delete(self, digest: str) -> None:
+        obj = self._object(check_digest(digest))
+        if obj.is_dir() and not obj.is_symlink():
+            shutil.rmtree(obj)
+        elif obj.exists() or obj.is_symlink():
+            obj.unlink()
+        shutil.rmtree(self._views / digest, ignore_errors=True)

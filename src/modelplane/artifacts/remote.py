@@ -8,8 +8,10 @@ every load.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from modelplane.artifacts.base import (
 from modelplane.errors import ArtifactMissing, InvalidInput, UnsafePath
 
 __all__ = ["FsspecArtifactStore"]
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class FsspecArtifactStore:
@@ -105,3 +109,31 @@ class FsspecArtifactStore:
             shutil.rmtree(local_root, ignore_errors=True)
             raise
         return local
+
+    def objects(self) -> Iterator[tuple[str, float | None]]:
+        base = f"{self._base}/objects"
+        if not self._fs.exists(base):
+            return
+        for shard in sorted(self._fs.ls(base, detail=False)):
+            for entry in sorted(self._fs.ls(shard, detail=True), key=lambda e: str(e["name"])):
+                name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+                if _DIGEST.fullmatch(name):
+                    yield name, _mtime(entry)
+
+    def delete(self, digest: str) -> None:
+        target = self._object(check_digest(digest))
+        for path in (target + ".manifest.json", target):
+            if self._fs.exists(path):
+                self._fs.rm(path, recursive=True)
+        shutil.rmtree(self._cache / digest, ignore_errors=True)
+
+
+def _mtime(entry: dict[str, Any]) -> float | None:
+    for key in ("mtime", "created", "LastModified", "updated"):
+        value = entry.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+        stamp = getattr(value, "timestamp", None)
+        if callable(stamp):
+            return float(stamp())
+    return None

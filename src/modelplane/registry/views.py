@@ -273,6 +273,11 @@ class RegistryViews:
         next_cursor = encode_cursor({"v": items[-1].version}) if len(rows) > limit else None
         return Page(items=items, next_cursor=next_cursor)
 
+    def referenced_digests(self) -> set[str]:
+        """Every artifact digest a version points at (archived versions included)."""
+        with self._engine.connect() as conn:
+            return {d for (d,) in conn.execute(select(t.versions.c.digest).distinct())}
+
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
     def _model_with_aliases(conn: Connection, name: str) -> tuple[Any, dict[str, int]]:
