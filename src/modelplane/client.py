@@ -313,6 +313,26 @@ class Client:
     def delete_tag(self, name: str, key: str, *, version: int | None = None) -> None:
         self.platform.bus.handle(rc.DeleteTag(model=name, key=key, version=version))
 
+    def record_gate_result(
+        self,
+        name: str,
+        version: int,
+        *,
+        passed: bool,
+        checks: Mapping[str, bool] | None = None,
+        forced: bool = False,
+    ) -> ModelVersion:
+        result: ModelVersion = self.platform.bus.handle(
+            rc.RecordGateResult(
+                model=name,
+                version=version,
+                passed=passed,
+                checks=dict(checks or {}),
+                forced=forced,
+            )
+        )
+        return result
+
     def create_token(self, name: str, scope: str = "read") -> CreatedToken:
         """A new API token; its secret is in the result and nowhere else, ever."""
         from modelplane.auth.commands import CreateToken

@@ -531,3 +531,26 @@ def test_archive_and_alias_racing_never_leave_an_alias_on_an_archived_version(
             version = mp.get_version("race", number)
             aliases = mp.get_model("race").aliases
             assert not (version.status == "archived" and aliases.get("champion") == number)
+
+
+class TestGateResults:
+    def test_gate_result_is_kept_on_the_version_with_its_event(
+        self, db_platform: Platform, mp: Client
+    ) -> None:
+        register(db_platform)
+        register(db_platform)
+        mp.record_gate_result("fraud", 1, passed=True, checks={"holdout": True})
+        mp.record_gate_result("fraud", 2, passed=False, checks={"holdout": False})
+        assert mp.get_version("fraud", 1).tags["modelplane.gate"] == "passed"
+        assert mp.get_version("fraud", 2).tags["modelplane.gate"] == "failed"
+        mp.record_gate_result("fraud", 2, passed=False, checks={"holdout": False}, forced=True)
+        assert mp.get_version("fraud", 2).tags["modelplane.gate"] == "forced"
+        events = mp.list_events(type="GateEvaluated").items
+        assert [(e.payload["version"], e.payload["passed"], e.payload["forced"]) for e in events] \
+            == [(1, True, False), (2, False, False), (2, False, True)]
+
+    def test_users_cannot_fake_a_gate_result_with_a_tag(self, db_platform: Platform,
+                                                       mp: Client) -> None:
+        register(db_platform)
+        with pytest.raises(InvalidInput):
+            mp.set_tag("fraud", "modelplane.gate", "passed", version=1)

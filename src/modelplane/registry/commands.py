@@ -11,6 +11,7 @@ from modelplane.registry.model import Lineage
 __all__ = [
     "ArchiveVersion",
     "DeleteTag",
+    "RecordGateResult",
     "RegisterModel",
     "RegisterVersion",
     "RemoveAlias",
@@ -90,3 +91,14 @@ class DeleteTag(Command):
     model: str
     key: str
     version: int | None = None
+
+
+@dataclass(frozen=True)
+class RecordGateResult(Command):
+    """Record a gate run on a version (``forced`` lets a failed version through, recorded)."""
+
+    model: str
+    version: int
+    passed: bool
+    checks: dict[str, bool] = field(default_factory=dict)
+    forced: bool = False

@@ -9,6 +9,7 @@ from modelplane.core.messages import Event
 __all__ = [
     "AliasRemoved",
     "AliasSet",
+    "GateEvaluated",
     "ModelRegistered",
     "ModelVersionRegistered",
     "TagDeleted",
@@ -76,3 +77,14 @@ class TagDeleted(Event):
     model: str
     key: str
     version: int | None = None
+
+
+@dataclass(frozen=True)
+class GateEvaluated(Event):
+    """A version's release gates ran: which checks passed, and whether a failure was forced."""
+
+    model: str
+    version: int
+    passed: bool
+    forced: bool = False
+    checks: dict[str, bool] = field(default_factory=dict)

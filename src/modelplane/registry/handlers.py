@@ -143,6 +143,23 @@ def delete_tag(cmd: c.DeleteTag, uow: RegistryUnitOfWork) -> None:
         uow.commit()
 
 
+def record_gate_result(cmd: c.RecordGateResult, uow: RegistryUnitOfWork) -> ModelVersion:
+    with uow:
+        model = _load(uow, cmd.model)
+        version = _version(uow, model, cmd.version)
+        model.record_gate(
+            version,
+            passed=cmd.passed,
+            checks=dict(cmd.checks),
+            forced=cmd.forced,
+            now=uow.clock(),
+        )
+        uow.models.save_version(model, version)
+        uow.models.save(model)
+        uow.commit()
+    return version
+
+
 COMMAND_HANDLERS: Mapping[type[Any], Callable[[Any, Any], Any]] = {
     c.RegisterModel: register_model,
     c.RegisterVersion: register_version,
@@ -152,4 +169,5 @@ COMMAND_HANDLERS: Mapping[type[Any], Callable[[Any, Any], Any]] = {
     c.RestoreVersion: restore_version,
     c.SetTag: set_tag,
     c.DeleteTag: delete_tag,
+    c.RecordGateResult: record_gate_result,
 }

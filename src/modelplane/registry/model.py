@@ -20,6 +20,7 @@ from modelplane.errors import Conflict, InvalidInput, InvalidName, VersionInUse
 from modelplane.registry.events import (
     AliasRemoved,
     AliasSet,
+    GateEvaluated,
     ModelRegistered,
     ModelVersionRegistered,
     TagDeleted,
@@ -29,6 +30,7 @@ from modelplane.registry.events import (
 )
 
 __all__ = [
+    "GATE_TAG",
     "DataSource",
     "Lineage",
     "ModelVersion",
@@ -71,6 +73,8 @@ def validate_text(value: str | None, *, field: str, limit: int = 10_000) -> None
 
 
 RESERVED_TAG_PREFIX = "modelplane."
+#: Written on a version by its release gates: "passed", "failed" or "forced".
+GATE_TAG = "modelplane.gate"
 
 
 def check_user_tags(tags: dict[str, str], *, field: str = "tags") -> None:
@@ -361,6 +365,29 @@ class RegisteredModel:
         self.updated_at = now
         number = version.version if version is not None else None
         self._record(TagDeleted(model=self.name, key=key, version=number))
+
+    def record_gate(
+        self,
+        version: ModelVersion,
+        *,
+        passed: bool,
+        checks: dict[str, bool],
+        forced: bool,
+        now: datetime,
+    ) -> None:
+        """Keep a gate run on the version: tag ``modelplane.gate`` = passed | failed | forced."""
+        status = "passed" if passed else ("forced" if forced else "failed")
+        version.tags[GATE_TAG] = status
+        self.updated_at = now
+        self._record(
+            GateEvaluated(
+                model=self.name,
+                version=version.version,
+                passed=passed,
+                forced=forced and not passed,
+                checks=dict(checks),
+            )
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

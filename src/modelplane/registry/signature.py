@@ -116,9 +116,7 @@ class Signature:
         except (KeyError, AttributeError, TypeError) as exc:
             raise InvalidInput(f"a signature needs a list of inputs; got {data!r}") from exc
         if not isinstance(inputs, list | tuple) or not isinstance(outputs, list | tuple):
-            raise InvalidInput(
-                "a signature's inputs and outputs must be lists", field="signature"
-            )
+            raise InvalidInput("a signature's inputs and outputs must be lists", field="signature")
         return cls(
             inputs=tuple(TensorSpec.from_dict(s) for s in inputs),
             outputs=tuple(TensorSpec.from_dict(s) for s in outputs),

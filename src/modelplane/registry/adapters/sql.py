@@ -56,9 +56,7 @@ _MODEL_WITH_ALIASES = (
     .select_from(t.models.outerjoin(t.aliases, t.aliases.c.model_id == t.models.c.id))
     .where(t.models.c.name == bindparam("name"))
 )
-_LOCK_MODEL = (
-    select(t.models.c.id).where(t.models.c.name == bindparam("name")).with_for_update()
-)
+_LOCK_MODEL = select(t.models.c.id).where(t.models.c.name == bindparam("name")).with_for_update()
 _UPDATE_MODEL = (
     update(t.models)
     .where(t.models.c.id == bindparam("b_id"))
