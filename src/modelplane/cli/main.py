@@ -18,7 +18,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from modelplane.cli import alias, artifacts, db, events, models, serve, tokens
+from modelplane.cli import alias, artifacts, db, events, gate, models, serve, tokens
 from modelplane.cli.context import JsonOpt, State, state
 from modelplane.cli.output import error_line, print_json, say
 from modelplane.errors import ModelplaneError
@@ -113,6 +113,7 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(db.app, name="db")
 app.add_typer(artifacts.app, name="artifacts")
 app.command("serve")(serve.serve)
+app.command("gate")(gate.gate)
 
 
 def _version_text() -> str:

@@ -1,0 +1,111 @@
+"""``modelplane gate REF``: run a version's release gates and record the result on it.
+
+The checks (``modelplane.traffic.gates``): signature compatible with the champion, offline
+metric on a holdout set not worse than the champion's by more than a margin, single-row latency
+within a budget, smoke inputs with expected outputs or bounds. A model keeps its gate settings in
+its ``gate.config`` tag (``--save``), so later runs need only the reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from modelplane.cli.context import JsonOpt, state
+from modelplane.cli.output import error_line, print_json, print_table, say
+
+__all__ = ["CONFIG_TAG", "gate"]
+
+#: The model tag holding its gate settings as JSON.
+CONFIG_TAG = "gate.config"
+
+
+def gate(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="The version to gate: fraud/4, fraud@challenger.")],
+    holdout: Annotated[
+        Path | None, typer.Option(help="Holdout data set (CSV or Parquet) with the label.")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="The label column of the holdout.")] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(help="roc_auc, average_precision, accuracy, f1, rmse or mae."),
+    ] = None,
+    margin: Annotated[
+        float | None, typer.Option(min=0, help="How much worse than the champion is allowed.")
+    ] = None,
+    latency_budget_ms: Annotated[
+        float | None, typer.Option(min=0, help="p95 of single-row predictions, in ms.")
+    ] = None,
+    smoke: Annotated[
+        Path | None, typer.Option(help="JSON file of smoke inputs with expect or min/max.")
+    ] = None,
+    save: Annotated[bool, typer.Option("--save", help="Keep these settings on the model.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Let a failed version through (recorded as forced).")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the release gates of a version and record the result on it.
+
+    Example: modelplane gate fraud/4 --holdout holdout.csv --label is_fraud --metric roc_auc
+    --margin 0.01 --latency-budget-ms 20 --save
+    """
+    from modelplane.traffic.gates import GateConfig, load_smoke, run_gates
+
+    st = state(ctx)
+    client = st.client()
+    candidate_version = client.resolve(ref)
+    name, number = candidate_version.model, candidate_version.version
+    stored: dict[str, Any] = {}
+    raw = client.get_model(name).tags.get(CONFIG_TAG)
+    if raw:
+        stored = json.loads(raw)
+    given = {
+        "holdout": str(holdout) if holdout is not None else None,
+        "label": label,
+        "metric": metric,
+        "margin": margin,
+        "latency_budget_ms": latency_budget_ms,
+    }
+    merged = stored | {k: v for k, v in given.items() if v is not None}
+    config = GateConfig.from_dict(merged)
+    if smoke is not None:
+        config = dataclasses.replace(config, smoke=load_smoke(smoke))
+    if save:
+        client.set_tag(name, CONFIG_TAG, json.dumps(config.to_dict(), separators=(",", ":")))
+    champion = None
+    aliases = client.get_model(name).aliases
+    if "champion" in aliases and aliases["champion"] != number:
+        champion = client.load_model(f"{name}/{aliases['champion']}")
+    report = run_gates(client.load_model(f"{name}/{number}"), champion, config)
+    client.record_gate_result(
+        name,
+        number,
+        passed=report.passed,
+        checks={c.name: c.passed for c in report.checks},
+        forced=force,
+    )
+    if st.wants_json(json_out):
+        print_json(
+            report.to_dict() | {"passed": report.passed, "forced": force and not report.passed}
+        )
+    else:
+        print_table(
+            ("check", "result", "detail"),
+            ((c.name, "pass" if c.passed else "FAIL", c.detail) for c in report.checks),
+            wrap=("detail",),
+        )
+        say(
+            f"{name}/{number}: gates "
+            + ("passed" if report.passed else "failed (forced through)" if force else "failed")
+        )
+    if not report.passed and not force:
+        failed = ", ".join(c.name for c in report.checks if not c.passed)
+        sys.stderr.write(error_line(f"gates failed for {name}/{number}: {failed}") + "\n")
+        raise typer.Exit(1)
