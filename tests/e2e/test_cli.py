@@ -595,3 +595,13 @@ class TestArtifactsGc:
 
     def test_bad_option_exits_2_with_one_line(self, cli: Cli) -> None:
         one_line_error(cli("artifacts", "gc", "--older-than", "-1"))
+
+
+class TestUntag:
+    def test_untag_removes_a_version_tag_and_a_missing_one_exits_2(
+        self, cli: Cli, skops_file: Path
+    ) -> None:
+        ok(cli("models", "register", "fraud", str(skops_file), "--tag", "stage=dev"))
+        ok(cli("models", "untag", "fraud", "stage", "--version", "1"))
+        assert as_json(cli("models", "version", "fraud", "1", "--json"))["tags"] == {}
+        one_line_error(cli("models", "untag", "fraud", "stage", "--version", "1"))

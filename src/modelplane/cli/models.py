@@ -324,6 +324,29 @@ def tag_model(
     say(f"tagged {target} {key}={value}")
 
 
+@app.command("untag")
+def untag_model(
+    ctx: typer.Context,
+    name: NameArg,
+    key: Annotated[str, typer.Argument(help="Tag key.", show_default=False)],
+    version: Annotated[
+        int | None, typer.Option(min=1, help="Untag this version instead of the model.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Remove a tag from a model, or from one of its versions with --version.
+
+    Example: modelplane models untag fraud team --version 3
+    """
+    st = state(ctx)
+    st.client().delete_tag(name, key, version=version)
+    if st.wants_json(json_out):
+        print_json({"name": name, "version": version, "key": key, "deleted": True})
+        return
+    target = f"{name}/{version}" if version is not None else name
+    say(f"removed tag {key} from {target}")
+
+
 # -- helpers -------------------------------------------------------------------------------
 def _data_source(text: str) -> DataSource:
     from modelplane.registry.model import DataSource
