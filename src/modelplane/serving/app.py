@@ -113,24 +113,16 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _oip_error(exc: ModelplaneError) -> Response:
+def _error_response(exc: ModelplaneError, *, oip_shape: bool) -> Response:
+    """OIP routes answer ``{"error": "…"}``; the others the registry's ``{"error": {code, …}}``.
+    A shed request (bulkhead full) says when to retry."""
+    body = oip.encode_error(exc.message) if oip_shape else orjson.dumps({"error": exc.to_dict()})
     headers = (
         {"Retry-After": str(max(1, round(exc.retry_after)))}
         if isinstance(exc, Overloaded)
         else None
     )
-    return Response(oip.encode_error(exc.message), exc.status, headers=headers, media_type=JSON)
-
-
-def _plain_error(exc: ModelplaneError) -> Response:
-    headers = (
-        {"Retry-After": str(max(1, round(exc.retry_after)))}
-        if isinstance(exc, Overloaded)
-        else None
-    )
-    return Response(
-        orjson.dumps({"error": exc.to_dict()}), exc.status, headers=headers, media_type=JSON
-    )
+    return Response(body, exc.status, headers=headers, media_type=JSON)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -155,11 +147,11 @@ def _observed(
                     finally:
                         state.metrics.request_finished()
                 except ModelplaneError as exc:
-                    response = _oip_error(exc) if oip_errors else _plain_error(exc)
+                    response = _error_response(exc, oip_shape=oip_errors)
                 except Exception:
                     log.exception("unexpected error on %s", request.url.path)
                     err = ModelplaneError("internal error; see the server log")
-                    response = _oip_error(err) if oip_errors else _plain_error(err)
+                    response = _error_response(err, oip_shape=oip_errors)
                 parent = tracing.traceparent_of_current()
             if parent:
                 response.headers["traceparent"] = parent

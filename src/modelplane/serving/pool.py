@@ -330,14 +330,8 @@ class ModelPool:
         self._views[name] = view
         return view
 
-    def view(self, name: str) -> ModelView | None:
-        return self._views.get(name)
-
     def loaded(self) -> list[ServedModel]:
         return list(self._served.values())
-
-    def is_loaded(self, name: str, number: int) -> bool:
-        return (name, number) in self._served
 
     # -- loading -----------------------------------------------------------------------------
     async def _load(self, key: tuple[str, int], options: ModelOptions) -> ServedModel:
@@ -364,8 +358,7 @@ class ModelPool:
     def _load_blocking(self, key: tuple[str, int], options: ModelOptions) -> ServedModel:
         started = time.perf_counter()
         name, number = key
-        trust = False
-        loaded = self._client.load_model(f"{name}/{number}", trust=trust)
+        loaded = self._client.load_model(f"{name}/{number}")  # never trust=True when serving
         options = options.with_tags(loaded.version.tags)  # a version's own tags win
         sample = warmup_input(loaded.signature)
         observed: dict[str, tuple[str, tuple[int, ...]]] = {}
