@@ -26,12 +26,15 @@ from modelplane.errors import DependencyMissing, InvalidInput
 from modelplane.events.views import EventViews
 from modelplane.registry.handlers import COMMAND_HANDLERS as REGISTRY_HANDLERS
 from modelplane.registry.views import RegistryViews
+from modelplane.traffic.handlers import COMMAND_HANDLERS as TRAFFIC_HANDLERS
+from modelplane.traffic.views import TrafficViews
 
 __all__ = ["COMMAND_HANDLERS", "Platform", "bootstrap"]
 
 COMMAND_HANDLERS: dict[type[Any], Callable[[Any, Any], Any]] = {
     **REGISTRY_HANDLERS,
     **TOKEN_HANDLERS,
+    **TRAFFIC_HANDLERS,
 }
 
 
@@ -46,6 +49,7 @@ class Platform:
     registry: RegistryViews
     events: EventViews
     tokens: TokenViews
+    traffic: TrafficViews
 
     def close(self) -> None:
         self.engine.dispose()
@@ -77,6 +81,7 @@ def bootstrap(
         registry=RegistryViews(engine),
         events=EventViews(engine),
         tokens=TokenViews(engine),
+        traffic=TrafficViews(engine),
     )
 
 

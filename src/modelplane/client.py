@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from modelplane.events.views import EventRecord
     from modelplane.registry.signature import Signature
     from modelplane.runtimes import Runtime
+    from modelplane.traffic.model import Deployment, Experiment, Rollout
 
 __all__ = ["Client", "LoadedModel", "default_client", "load_model", "log_model"]
 
@@ -331,6 +332,104 @@ class Client:
                 forced=forced,
             )
         )
+        return result
+
+    # -- delivery: experiments, rollouts, deploys (modelplane.traffic) -----------------------
+    def create_experiment(
+        self,
+        name: str,
+        model: str,
+        variants: Mapping[str, tuple[int, float]],
+        **options: Any,
+    ) -> Experiment:
+        """An A/B/n test: ``variants`` maps arm name → (version, percentage).
+
+        Options: ``metric`` ("accuracy" or "reward"), ``mde``, ``alpha``, ``power``,
+        ``bandit``; or ``kind="shadow"`` with one variant and ``shadow_percent``.
+        """
+        from modelplane.traffic.commands import CreateExperiment
+
+        arms = tuple((n, int(v), float(w)) for n, (v, w) in variants.items())
+        result: Experiment = self.platform.bus.handle(
+            CreateExperiment(name=name, model=model, variants=arms, **options)
+        )
+        return result
+
+    def experiment_action(self, name: str, action: str) -> Experiment:
+        """``start``, ``pause`` or ``stop`` an experiment."""
+        from modelplane.traffic import commands as tc
+
+        command = {
+            "start": tc.StartExperiment,
+            "pause": tc.PauseExperiment,
+            "stop": tc.StopExperiment,
+        }.get(action)
+        if command is None:
+            raise InvalidInput(f"unknown action {action!r}: start, pause or stop", field="action")
+        result: Experiment = self.platform.bus.handle(command(name=name))
+        return result
+
+    def start_rollout(self, model: str, candidate: int, **options: Any) -> Rollout:
+        """A canary of ``model/candidate`` against its champion (see ``StartRollout``)."""
+        from modelplane.traffic.commands import StartRollout
+
+        if "steps" in options:
+            options["steps"] = tuple(options["steps"])
+        result: Rollout = self.platform.bus.handle(
+            StartRollout(model=model, candidate=candidate, **options)
+        )
+        return result
+
+    def decide_rollout(
+        self,
+        model: str,
+        decision: str,
+        *,
+        reason: str,
+        evidence: Mapping[str, Any] | None = None,
+        expected_step: int | None = None,
+        manual: bool = False,
+    ) -> Rollout:
+        """``advance``, ``promote`` or ``rollback`` the model's running rollout."""
+        from modelplane.traffic.commands import DecideRollout
+
+        if decision not in ("advance", "promote", "rollback"):
+            raise InvalidInput(
+                f"unknown decision {decision!r}: advance, promote or rollback", field="decision"
+            )
+        result: Rollout = self.platform.bus.handle(
+            DecideRollout(
+                model=model,
+                decision=decision,  # type: ignore[arg-type]
+                reason=reason,
+                evidence=dict(evidence or {}),
+                expected_step=expected_step,
+                manual=manual,
+            )
+        )
+        return result
+
+    def abort_rollout(self, model: str, reason: str = "aborted by hand") -> Rollout:
+        from modelplane.traffic.commands import AbortRollout
+
+        result: Rollout = self.platform.bus.handle(AbortRollout(model=model, reason=reason))
+        return result
+
+    def deploy(
+        self, model: str, version: int, *, keep_blue_s: float = 600.0, force: bool = False
+    ) -> Deployment:
+        """Blue-green: point ``champion`` at ``version`` at once (its gates must have passed)."""
+        from modelplane.traffic.commands import Deploy
+
+        result: Deployment = self.platform.bus.handle(
+            Deploy(model=model, version=version, keep_blue_s=keep_blue_s, force=force)
+        )
+        return result
+
+    def rollback_deploy(self, model: str) -> Deployment:
+        from modelplane.traffic.commands import RollbackDeploy
+
+        result: Deployment = self.platform.bus.handle(RollbackDeploy(model=model))
         return result
 
     def create_token(self, name: str, scope: str = "read") -> CreatedToken:

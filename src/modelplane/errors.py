@@ -45,7 +45,9 @@ __all__ = [
     "Conflict",
     "DeadlineExceeded",
     "DependencyMissing",
+    "ExperimentNotFound",
     "Forbidden",
+    "GateBlocked",
     "InvalidInput",
     "InvalidName",
     "MalformedRequest",
@@ -58,6 +60,7 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "PredictionFailed",
+    "RolloutNotFound",
     "SignatureMismatch",
     "TokenNotFound",
     "Unauthorized",
@@ -156,10 +159,24 @@ class TokenNotFound(NotFound):
     code = "token_not_found"
 
 
+class ExperimentNotFound(NotFound):
+    code = "experiment_not_found"
+
+
+class RolloutNotFound(NotFound):
+    code = "rollout_not_found"
+
+
 class Conflict(ModelplaneError):
     status = 409
     exit_code = 2
     code = "conflict"
+
+
+class GateBlocked(Conflict):
+    """A version whose release gates failed (or never ran) may not take live traffic."""
+
+    code = "gate_blocked"
 
 
 class ModelAlreadyExists(Conflict):

@@ -23,7 +23,13 @@ from modelplane.core.messages import Event
 from modelplane.core.uow import HasEvents
 from modelplane.db import tables as t
 from modelplane.db.engine import WRITE
+from modelplane.db.model_port import SqlModelPort
 from modelplane.registry.adapters.sql import SqlModelRepository
+from modelplane.traffic.adapters.sql import (
+    SqlDeploymentRepository,
+    SqlExperimentRepository,
+    SqlRolloutRepository,
+)
 
 __all__ = ["SqlUnitOfWork"]
 
@@ -34,6 +40,10 @@ class SqlUnitOfWork:
     conn: Connection
     models: SqlModelRepository
     tokens: SqlTokenRepository
+    experiments: SqlExperimentRepository
+    rollouts: SqlRolloutRepository
+    deployments: SqlDeploymentRepository
+    model_port: SqlModelPort
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
         self._engine = engine
@@ -51,6 +61,10 @@ class SqlUnitOfWork:
         self._seen = []
         self.models = SqlModelRepository(self)
         self.tokens = SqlTokenRepository(self)
+        self.experiments = SqlExperimentRepository(self)
+        self.rollouts = SqlRolloutRepository(self)
+        self.deployments = SqlDeploymentRepository(self)
+        self.model_port = SqlModelPort(self.models, self.clock)
         return self
 
     def __exit__(

@@ -1,0 +1,55 @@
+"""Delivery's window onto the registry, inside the same transaction (see traffic.repository).
+
+Implemented here, in the database layer, over the registry's own repository and aggregate, so
+delivery and the registry stay independent of each other while a promotion and the alias move
+it causes still commit together (the model's ``AliasSet`` event goes in the same outbox write).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from modelplane.errors import ModelNotFound, VersionNotFound
+from modelplane.registry.adapters.sql import SqlModelRepository
+from modelplane.registry.model import GATE_TAG, RegisteredModel, validate_name
+from modelplane.traffic.repository import VersionState
+
+__all__ = ["SqlModelPort"]
+
+
+class SqlModelPort:
+    def __init__(self, models: SqlModelRepository, clock: Callable[[], datetime]) -> None:
+        self._models = models
+        self._clock = clock
+        self._locked: dict[str, RegisteredModel] = {}
+
+    def _model(self, name: str) -> RegisteredModel:
+        model = self._locked.get(name)
+        if model is None:
+            validate_name(name, field="model")
+            model = self._models.get(name)
+            if model is None:
+                raise ModelNotFound(f"model {name!r} does not exist", field="model")
+            self._locked[name] = model
+        return model
+
+    def lock(self, model: str) -> dict[str, int]:
+        return dict(self._model(model).aliases)
+
+    def version(self, model: str, version: int) -> VersionState:
+        registered = self._model(model)
+        found = self._models.get_version(registered, version)
+        if found is None:
+            raise VersionNotFound(f"model {model!r} has no version {version}", field="version")
+        return VersionState(
+            model=model, version=version, status=found.status, gate=found.tags.get(GATE_TAG)
+        )
+
+    def move_alias(self, model: str, alias: str, version: int) -> None:
+        registered = self._model(model)
+        found = self._models.get_version(registered, version)
+        if found is None:
+            raise VersionNotFound(f"model {model!r} has no version {version}", field="version")
+        registered.set_alias(alias, found, now=self._clock())
+        self._models.save(registered)
