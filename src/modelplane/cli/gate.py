@@ -12,14 +12,18 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from modelplane.cli.context import JsonOpt, state
 from modelplane.cli.output import error_line, print_json, print_table, say
 
-__all__ = ["CONFIG_TAG", "gate"]
+if TYPE_CHECKING:
+    from modelplane.client import Client
+    from modelplane.traffic.gates import GateReport
+
+__all__ = ["CONFIG_TAG", "gate", "run_release_gates"]
 
 #: The model tag holding its gate settings as JSON.
 CONFIG_TAG = "gate.config"
@@ -56,12 +60,61 @@ def gate(
     Example: modelplane gate fraud/4 --holdout holdout.csv --label is_fraud --metric roc_auc
     --margin 0.01 --latency-budget-ms 20 --save
     """
-    from modelplane.traffic.gates import GateConfig, load_smoke, run_gates
-
     st = state(ctx)
     client = st.client()
     candidate_version = client.resolve(ref)
     name, number = candidate_version.model, candidate_version.version
+    report = run_release_gates(
+        client,
+        name,
+        number,
+        holdout=holdout,
+        label=label,
+        metric=metric,
+        margin=margin,
+        latency_budget_ms=latency_budget_ms,
+        smoke=smoke,
+        save=save,
+        force=force,
+    )
+    if st.wants_json(json_out):
+        print_json(
+            report.to_dict() | {"passed": report.passed, "forced": force and not report.passed}
+        )
+    else:
+        print_table(
+            ("check", "result", "detail"),
+            ((c.name, "pass" if c.passed else "FAIL", c.detail) for c in report.checks),
+            wrap=("detail",),
+        )
+        say(
+            f"{name}/{number}: gates "
+            + ("passed" if report.passed else "failed (forced through)" if force else "failed")
+        )
+    if not report.passed and not force:
+        failed = ", ".join(c.name for c in report.checks if not c.passed)
+        sys.stderr.write(error_line(f"gates failed for {name}/{number}: {failed}") + "\n")
+        raise typer.Exit(1)
+
+
+def run_release_gates(
+    client: Client,
+    name: str,
+    number: int,
+    *,
+    holdout: Path | None = None,
+    label: str | None = None,
+    metric: str | None = None,
+    margin: float | None = None,
+    latency_budget_ms: float | None = None,
+    smoke: Path | None = None,
+    save: bool = False,
+    force: bool = False,
+) -> GateReport:
+    """Run ``name/number``'s gates (the model's saved settings, the given ones over them)
+    against its champion and record the result on the version (``forced`` with ``force``)."""
+    from modelplane.traffic.gates import GateConfig, load_smoke, run_gates
+
     stored: dict[str, Any] = {}
     raw = client.get_model(name).tags.get(CONFIG_TAG)
     if raw:
@@ -91,21 +144,4 @@ def gate(
         checks={c.name: c.passed for c in report.checks},
         forced=force,
     )
-    if st.wants_json(json_out):
-        print_json(
-            report.to_dict() | {"passed": report.passed, "forced": force and not report.passed}
-        )
-    else:
-        print_table(
-            ("check", "result", "detail"),
-            ((c.name, "pass" if c.passed else "FAIL", c.detail) for c in report.checks),
-            wrap=("detail",),
-        )
-        say(
-            f"{name}/{number}: gates "
-            + ("passed" if report.passed else "failed (forced through)" if force else "failed")
-        )
-    if not report.passed and not force:
-        failed = ", ".join(c.name for c in report.checks if not c.passed)
-        sys.stderr.write(error_line(f"gates failed for {name}/{number}: {failed}") + "\n")
-        raise typer.Exit(1)
+    return report
