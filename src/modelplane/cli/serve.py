@@ -67,6 +67,16 @@ def serve(
     ] = False,
     prediction_log: Annotated[bool, typer.Option(help="Write the prediction log.")] = True,
     access_log: Annotated[bool, typer.Option(help="One JSON line per request on stderr.")] = True,
+    controller: Annotated[
+        bool,
+        typer.Option(help="Drive running canary rollouts from this server (every second)."),
+    ] = True,
+    poll_interval: Annotated[
+        float,
+        typer.Option(
+            min=0.05, help="Seconds between reads of the registry and of the routing table."
+        ),
+    ] = 2.0,
 ) -> None:
     """Serve models over OIP v2 (REST and gRPC) and /predict, with the registry API.
 
@@ -99,6 +109,8 @@ def serve(
         process_pool=process_pool,
         prediction_log=prediction_log,
         access_log=access_log,
+        controller=controller,
+        poll_interval_s=poll_interval,
     )
     os.environ["MODELPLANE_SERVE_OPTIONS"] = options.to_json()
     multiproc_dir = None

@@ -12,8 +12,10 @@ and freezes the warm heap (``gc.freeze``) so collections stay short under load.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +44,7 @@ from modelplane.errors import (
     PayloadTooLarge,
 )
 from modelplane.serving import accesslog, oip, tracing
+from modelplane.serving.delivery import TrafficRouter, run_controller
 from modelplane.serving.metrics import ServingMetrics
 from modelplane.serving.options import ServeOptions
 from modelplane.serving.pool import ModelPool, ServedModel
@@ -233,7 +236,10 @@ async def infer(request: Request, state: ServingState) -> Response:
     req = oip.decode_infer_request(
         body, header_length=header_length, model=name, version=request.path_params.get("version")
     )
-    req.no_cache = "no-cache" in request.headers.get("cache-control", "")
+    headers_in = request.headers
+    req.no_cache = "no-cache" in headers_in.get("cache-control", "")
+    if req.unit_id is None:
+        req.unit_id = _header_unit_id(request)
     result = await state.service.infer(req)
     binary = oip.binary_outputs_requested(req)
     payload, headers = oip.encode_infer_response(
@@ -261,21 +267,31 @@ async def predict(request: Request, state: ServingState) -> Response:
     model = doc.get("model")
     if not isinstance(model, str):
         raise InvalidInput("'model' is required: a model name or reference", field="model")
-    unit_id = doc.get("unit_id")
-    if unit_id is not None and not isinstance(unit_id, str | int):
+    raw_unit = doc.get("unit_id")
+    if raw_unit is not None and (isinstance(raw_unit, bool) or not isinstance(raw_unit, str | int)):
         raise InvalidInput("'unit_id' must be a string or an integer", field="unit_id")
+    unit_id = str(raw_unit) if raw_unit is not None else _header_unit_id(request)
     outputs = doc.get("outputs") or []
     if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
         raise InvalidInput("'outputs' must be a list of output names", field="outputs")
-    served = await state.pool.get(model)
+    router = state.service.router
+    route = router.routes.get(model) if router is not None else None
+    arm = None
+    if route is not None:  # the arm's version decodes the inputs (its signature) and answers
+        arm = route.pick(unit_id)
+        served = await state.pool.get(f"{model}/{arm.version}")
+    else:
+        served = await state.pool.get(model)
     inputs = plain_inputs(doc.get("inputs"), served)
     req = InferRequest(
         model=f"{served.name}/{served.version}",
         inputs=inputs,
         id=doc.get("request_id") if isinstance(doc.get("request_id"), str) else None,
         outputs=(served.predict_output, *(o for o in outputs if o != served.predict_output)),
-        unit_id=str(unit_id) if unit_id is not None else None,
+        unit_id=unit_id,
         no_cache="no-cache" in request.headers.get("cache-control", ""),
+        route=route,
+        arm=arm,
     )
     result = await state.service.infer(req)
     answer: dict[str, Any] = {
@@ -289,6 +305,9 @@ async def predict(request: Request, state: ServingState) -> Response:
             answer[name] = value
     if result.fallback:
         answer["fallback"] = True
+    if arm is not None and route is not None:
+        answer["variant"] = arm.name
+        answer["experiment"] = route.name
     headers = {
         "x-model-name": result.model,
         "x-model-version": str(result.version),
@@ -297,6 +316,59 @@ async def predict(request: Request, state: ServingState) -> Response:
     return Response(
         orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), headers=headers, media_type=JSON
     )
+
+
+def _header_unit_id(request: Request) -> str | None:
+    value = request.headers.get("x-unit-id")
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+# -- feedback ------------------------------------------------------------------------------------
+@_observed("feedback", oip_errors=False)
+async def feedback(request: Request, state: ServingState) -> Response:
+    """``{"request_id": …, "label": number|bool}`` or ``{"request_id": …, "reward": number}``:
+    the outcome of one prediction, counted for its variant and stored (202)."""
+    state.authorize(request, "read")  # the rule of the prediction routes it follows
+    body = await _body(request, state.max_body)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise MalformedRequest("the body is not valid JSON", field="body") from None
+    if not isinstance(doc, dict):
+        raise MalformedRequest("the body must be a JSON object", field="body")
+    request_id = doc.get("request_id")
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= 200:
+        raise InvalidInput(
+            "'request_id' is required: the request id of a prediction (1-200 characters)",
+            field="request_id",
+        )
+    has_label, has_reward = doc.get("label") is not None, doc.get("reward") is not None
+    if has_label == has_reward:
+        field = "reward" if has_label else "label"
+        raise InvalidInput("give exactly one of 'label' and 'reward'", field=field)
+    label: float | None = None
+    reward: float | None = None
+    if has_label:
+        value = doc["label"]
+        if not isinstance(value, bool | int | float):
+            raise InvalidInput("'label' must be a number or a boolean", field="label")
+        label = float(value)
+    else:
+        value = doc["reward"]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput("'reward' must be a number", field="reward")
+        reward = float(value)
+    for name, number in (("label", label), ("reward", reward)):
+        if number is not None and not math.isfinite(number):
+            raise InvalidInput(f"'{name}' must be a finite number", field=name)
+    router = state.service.router
+    if router is None:
+        raise NotReady("the server is starting or stopping")
+    variant = await router.feedback(request_id, label=label, reward=reward)
+    answer = {"request_id": request_id, "accepted": True, "variant": variant}
+    return Response(orjson.dumps(answer), 202, media_type=JSON)
 
 
 def plain_inputs(value: Any, served: ServedModel) -> dict[str, Any]:
@@ -514,9 +586,26 @@ def create_serving_app(
         service = InferenceService(
             pool, executor=executor, cache=cache, metrics=metrics, predlog=predlog
         )
+        router = TrafficRouter(
+            plat,
+            pool,
+            service.predict_unlogged,
+            poll_interval_s=opts.poll_interval_s,
+            flush_interval_s=opts.stats_flush_s,
+            shadow_queue=opts.shadow_queue,
+            shadow_workers=opts.shadow_workers,
+            registry=metrics.registry,
+        )
+        service.router = router
         grpc_server = None
+        controller: asyncio.Task[None] | None = None
         try:
             await pool.start()
+            await router.start()
+            if opts.controller:
+                controller = asyncio.create_task(
+                    run_controller(plat, opts.controller_interval_s), name="modelplane-canary"
+                )
             if opts.grpc_port is not None:
                 from modelplane.serving.grpc.server import start_grpc_server
 
@@ -536,6 +625,11 @@ def create_serving_app(
             app.state.serving = None
             if grpc_server is not None:
                 await grpc_server.stop(grace=opts.drain_s)
+            if controller is not None:
+                controller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await controller
+            await router.close()  # the last counters are written
             await pool.close()
             if predlog is not None:
                 await run_in_threadpool(predlog.close)
@@ -567,6 +661,7 @@ def create_serving_app(
         ("/v2/repository/models/{name}/load", repository_load, ["POST"]),
         ("/v2/repository/models/{name}/unload", repository_unload, ["POST"]),
         ("/predict", predict, ["POST"]),
+        ("/feedback", feedback, ["POST"]),
         ("/models", admin_models, ["GET"]),
         ("/models/{name}/load", admin_load, ["POST"]),
         ("/models/{name}/unload", admin_unload, ["POST"]),

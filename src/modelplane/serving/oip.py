@@ -177,8 +177,18 @@ def decode_infer_request(
         id=request_id,
         outputs=outputs,
         parameters=parameters,
+        unit_id=unit_id_parameter(parameters.get("unit_id"), "parameters.unit_id"),
         binary_outputs=binary_outputs,
     )
+
+
+def unit_id_parameter(value: Any, field: str) -> str | None:
+    """The ``unit_id`` request parameter (which arm of an experiment a request goes to)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        raise InvalidInput("unit_id must be a non-empty string or an integer", field=field)
+    return str(value)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""What ``modelplane serve`` is told: limits, batching, cache, ports — one frozen object.
+"""What ``modelplane serve`` is told: limits, batching, cache, ports, delivery — one frozen object.
 
 Per-model overrides live with the model in the registry, as tags on the model (or on one
 version, which wins for that version), so they travel with it:
@@ -72,6 +72,14 @@ class ServeOptions:
     prediction_log: bool = True
     access_log: bool = True
     drain_s: float = 10.0
+    #: run the canary controller (every running rollout judged and moved) in this server
+    controller: bool = True
+    controller_interval_s: float = 1.0
+    #: live counters of routed traffic go to the database this often
+    stats_flush_s: float = 1.0
+    #: shadow calls waiting for the candidate (more are dropped and counted), and their workers
+    shadow_queue: int = 1000
+    shadow_workers: int = 2
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

@@ -10,6 +10,10 @@ used, bounded by count and bytes).
 When an alias moves, the refresh loads and warms the new version first and only then swaps the
 view: requests keep going to the old version until the new one is ready, so a switch fails no
 request. The old version stays loaded (and finishes what it has in flight) until evicted.
+
+Delivery (``serving/delivery.py``) *protects* versions from eviction: the arms of running
+experiments and rollouts, shadow candidates, and a blue-green deploy's blue version until its
+keep time ends, so a rollback switches back to a version that is still warm.
 """
 
 from __future__ import annotations
@@ -273,6 +277,7 @@ class ModelPool:
         self._loading: dict[tuple[str, int], asyncio.Future[ServedModel]] = {}
         self._bulkheads: dict[str, Bulkhead] = {}
         self._pinned: set[tuple[str, int]] = set()
+        self._protected: dict[tuple[str, int], float] = {}  # key → until (epoch seconds)
         self._poller: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -332,6 +337,19 @@ class ModelPool:
 
     def loaded(self) -> list[ServedModel]:
         return list(self._served.values())
+
+    def has(self, name: str, version: int) -> bool:
+        """Whether ``name/version`` is loaded and warm now."""
+        return (name, version) in self._served
+
+    async def preload(self, name: str, version: int) -> ServedModel:
+        """Load and warm ``name/version`` now (before any request needs it)."""
+        return await self.get(f"{name}/{version}")
+
+    def protect(self, keys: dict[tuple[str, int], float]) -> None:
+        """Never evict these versions before their time (epoch seconds; ``inf``: until the
+        next call). Each call replaces the previous set."""
+        self._protected = dict(keys)
 
     # -- loading -----------------------------------------------------------------------------
     async def _load(self, key: tuple[str, int], options: ModelOptions) -> ServedModel:
@@ -398,12 +416,18 @@ class ModelPool:
 
     def _evict(self) -> None:
         opts = self._options
+        now = time.time()
+        protected = {k for k, until in self._protected.items() if until > now}
         while len(self._served) > opts.max_models or (
             len(self._served) > 1
             and sum(s.nbytes for s in self._served.values()) > opts.max_model_bytes
         ):
             victim = next(
-                (k for k, s in self._served.items() if k not in self._pinned and s.in_flight == 0),
+                (
+                    k
+                    for k, s in self._served.items()
+                    if k not in self._pinned and k not in protected and s.in_flight == 0
+                ),
                 None,
             )
             if victim is None:

@@ -15,8 +15,10 @@ a column present in both makes ``pandas.read_parquet`` fail to merge the schemas
 
 Columns of a file: ``request_id``, ``time`` (timestamp[us, UTC]), ``version``, ``unit_id``,
 ``latency_ms``, ``status``, ``inputs`` and ``outputs`` (JSON objects ``{tensor: nested list}``;
-NaN and infinities become ``null``, BYTES become text). :func:`read_log` reads it back and is
-what monitoring uses to join labels by ``request_id``.
+NaN and infinities become ``null``, BYTES become text), ``experiment`` and ``variant`` (the
+experiment or rollout that routed the request and its arm; null otherwise, and in files written
+before they existed). :func:`read_log` reads it back and is what monitoring and the experiment
+report use to join labels by ``request_id``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ COLUMNS = (
     "status",
     "inputs",
     "outputs",
+    "experiment",
+    "variant",
 )
 
 
@@ -72,6 +76,8 @@ class PredictionRecord:
     latency_ms: float
     unit_id: str | None
     status: int = 200
+    experiment: str | None = None
+    variant: str | None = None
 
 
 class PredictionLog:
@@ -258,6 +264,25 @@ def _dumps(tensors: dict[str, np.ndarray[Any, Any]]) -> str:
     return orjson.dumps(tensors, default=_json_default, option=_NUMPY_JSON).decode()
 
 
+def _file_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("request_id", pa.string()),
+            ("time", pa.timestamp("us", tz="UTC")),
+            ("version", pa.int64()),
+            ("unit_id", pa.string()),
+            ("latency_ms", pa.float64()),
+            ("status", pa.int32()),
+            ("inputs", pa.string()),
+            ("outputs", pa.string()),
+            ("experiment", pa.string()),
+            ("variant", pa.string()),
+        ]
+    )
+
+
 def _to_table(records: list[PredictionRecord]) -> Any:
     import pyarrow as pa
 
@@ -271,6 +296,8 @@ def _to_table(records: list[PredictionRecord]) -> Any:
             "status": pa.array([r.status for r in records], pa.int32()),
             "inputs": pa.array([_dumps(r.inputs) for r in records], pa.string()),
             "outputs": pa.array([_dumps(r.outputs) for r in records], pa.string()),
+            "experiment": pa.array([r.experiment for r in records], pa.string()),
+            "variant": pa.array([r.variant for r in records], pa.string()),
         }
     )
 
@@ -279,8 +306,10 @@ def read_log(location: str, model: str | None = None, *, decode: bool = True) ->
     """Every record under ``location`` (of one ``model`` if given), oldest first.
 
     Columns: ``request_id, time, model, date, version, unit_id, latency_ms, status, inputs,
-    outputs``. With ``decode`` (the default) ``inputs``/``outputs`` are dicts of nested lists;
-    otherwise the JSON text as stored. An empty or missing log gives an empty frame.
+    outputs, experiment, variant`` (the last two null in files written before they existed:
+    every file is read with today's schema). With ``decode`` (the default) ``inputs`` and
+    ``outputs`` are dicts of nested lists; otherwise the JSON text as stored. An empty or
+    missing log gives an empty frame.
     """
     import fsspec
     import pandas as pd
@@ -296,8 +325,11 @@ def read_log(location: str, model: str | None = None, *, decode: bool = True) ->
     partitioning = ds.partitioning(
         pa.schema([("model", pa.string()), ("date", pa.string())]), flavor="hive"
     )
+    schema = _file_schema().append(pa.field("model", pa.string()))
+    schema = schema.append(pa.field("date", pa.string()))
     dataset = ds.dataset(
         files,
+        schema=schema,
         filesystem=fs,
         format="parquet",
         partitioning=partitioning,

@@ -11,6 +11,11 @@ One request's path, in order (each step a span when tracing is on):
    bounds waiting (504), the batcher runs the model off the event loop on a batch.
 
 Then the prediction log and the metrics take the result through bounded queues.
+
+With a :class:`~modelplane.serving.delivery.TrafficRouter` (``router``), a bare-name request of
+a model under an experiment or rollout is answered by the version of the arm its unit falls in
+(the response names variant and experiment; live counters count it), and a shadowed model's
+requests are mirrored to the candidate after the answer (see ``delivery.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from modelplane.errors import (
 )
 from modelplane.registry.signature import Signature
 from modelplane.serving import tracing
+from modelplane.serving.delivery import TrafficRouter, server_side
 from modelplane.serving.metrics import ServingMetrics
 from modelplane.serving.oip import oip_datatype, signature_dtype_to_oip
 from modelplane.serving.pool import PREDICT, PROBA, ModelPool, ServedModel
@@ -69,6 +75,7 @@ class InferenceService:
         self._ready = False
         self._draining = False
         self.in_flight = 0
+        self.router: TrafficRouter | None = None
 
     # -- health ------------------------------------------------------------------------------
     def live(self) -> bool:
@@ -100,13 +107,38 @@ class InferenceService:
         if self._draining:
             raise NotReady("the server is shutting down")
         started = time.perf_counter()
+        router = self.router
+        route, arm = request.route, request.arm
+        ref = request.model
+        if route is None and router is not None and request.version is None:
+            route = router.routes.get(ref)  # only a bare name is a key: "m@a", "m/3" miss
+            if route is not None:
+                arm = route.pick(request.unit_id)
+                ref = f"{ref}/{arm.version}"
         self.in_flight += 1
         try:
             with tracing.span("route", model=request.model):
-                served = await self.pool.get(request.model, request.version)
+                served = await self.pool.get(ref, request.version)
             result = await self._infer_on(served, request)
+        except BaseException as exc:
+            if route is not None and arm is not None and router is not None and server_side(exc):
+                router.record(route, arm, (time.perf_counter() - started) * 1000, ok=False)
+            raise
         finally:
             self.in_flight -= 1
+        latency_ms = (time.perf_counter() - started) * 1000
+        if router is not None:
+            prediction = result.outputs.get(served.predict_output)
+            if route is not None and arm is not None:
+                result.parameters["variant"] = arm.name
+                result.parameters["experiment"] = route.name
+                router.record(route, arm, latency_ms, ok=not result.fallback)
+                if result.id:
+                    router.remember(result.id, route, arm, prediction)
+            if router.shadows:
+                shadow = router.shadows.get(served.name)
+                if shadow is not None and shadow.candidate != served.version and shadow.sample():
+                    router.mirror(shadow, request.inputs, prediction)
         if self._predlog is not None:
             self._predlog.log(
                 PredictionRecord(
@@ -116,11 +148,24 @@ class InferenceService:
                     version=result.version,
                     inputs=request.inputs,
                     outputs=result.outputs,
-                    latency_ms=(time.perf_counter() - started) * 1000,
+                    latency_ms=latency_ms,
                     unit_id=request.unit_id,
+                    experiment=route.name if route is not None else None,
+                    variant=arm.name if arm is not None else None,
                 )
             )
         return result
+
+    async def predict_unlogged(
+        self, ref: str, inputs: dict[str, np.ndarray[Any, Any]]
+    ) -> np.ndarray[Any, Any]:
+        """``ref``'s prediction output for ``inputs`` through pool, breaker, bulkhead and batcher,
+        with no cache and no prediction log (shadow calls)."""
+        served = await self.pool.get(ref)
+        batch = served.prepare(inputs)
+        outputs = (served.predict_output,)
+        out = await self._computer(served, batch, outputs)()
+        return out[served.predict_output]
 
     async def _infer_on(
         self, served: ServedModel, request: InferRequest, *, fallback: bool = False

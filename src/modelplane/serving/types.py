@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from modelplane.traffic.model import Arm
+    from modelplane.traffic.routing import Route
 
 __all__ = ["InferRequest", "InferResult", "InferenceCore", "ModelInfo", "TensorMeta"]
 
@@ -44,6 +48,10 @@ class InferRequest:
     ``model`` is a reference (``fraud``, ``fraud@challenger``); ``version`` is set when the URL
     or gRPC field names one. ``inputs`` maps tensor (or column) names to numpy arrays whose
     first dimension is the batch. ``outputs`` lists requested output names (empty = all).
+
+    ``unit_id`` (a user, a card…) keeps a unit on one arm of an experiment or rollout. ``route``
+    and ``arm`` are set by an edge that already chose the arm (``/predict`` needs the arm's
+    signature to decode its inputs); otherwise the service chooses for a bare-name ``model``.
     """
 
     model: str
@@ -54,11 +62,17 @@ class InferRequest:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     unit_id: str | None = None
     no_cache: bool = False
+    route: Route | None = None
+    arm: Arm | None = None
 
 
 @dataclass
 class InferResult:
-    """The answer: the version that actually answered and named output tensors."""
+    """The answer: the version that actually answered and named output tensors.
+
+    ``parameters`` go back to the client (OIP ``parameters``): ``variant`` and ``experiment``
+    when an experiment or rollout routed the request.
+    """
 
     model: str
     version: int

@@ -166,13 +166,15 @@ def decode_infer_request(request: pb2.ModelInferRequest) -> tuple[InferRequest, 
             )
         else:
             inputs[name] = _from_contents(tensor, shape, where)
+    parameters = _parameters_from_pb(request.parameters)
     infer_request = InferRequest(
         model=request.model_name,
         inputs=inputs,
         version=request.model_version or None,
         id=request.id or None,
         outputs=tuple(dict.fromkeys(o.name for o in request.outputs)),
-        parameters=_parameters_from_pb(request.parameters),
+        parameters=parameters,
+        unit_id=oip.unit_id_parameter(parameters.get("unit_id"), "parameters.unit_id"),
     )
     return infer_request, bool(raw)
 

@@ -1,0 +1,397 @@
+"""Safe delivery on the serving side: experiments and rollouts route traffic, shadows mirror it.
+
+:class:`TrafficRouter` holds the :class:`~modelplane.traffic.routing.RoutingTable` the replica
+follows. A background task re-reads it every poll interval (a new experiment, a rollout's next
+step or a deploy is followed within seconds, without a restart); before a new table is swapped
+in, every version it routes to, mirrors to or keeps is loaded and warmed, so a new route never
+makes a request wait on a cold load. A route whose version cannot be loaded keeps its previous
+form (or none) until the next refresh.
+
+On the request path (``InferenceService.infer``) a bare-name request of a routed model costs a
+dict lookup and a bucket: ``route.pick(unit_id)`` names the arm, its version answers, and
+:class:`~modelplane.traffic.live.LiveStats` counts the request (latency; an error when the
+server failed it — client input errors are not counted). Requests of other models pay one dict
+lookup. Every ``stats_flush_s`` the counters are added to the totals shared by all replicas
+(``traffic_stats``), in a thread; a failed write puts the deltas back for the next one.
+
+**Feedback**: the router remembers the last 100 000 routed requests (request id → subject,
+variant, the single-row prediction as a number). ``POST /feedback`` turns a label into an
+outcome (1 when the prediction equals it, else 0) or takes a reward as is, counts it for the
+request's variant and stores the row (subject and variant unknown when another replica served
+it: the report joins those with the prediction log by request id).
+
+**Shadows**: after the primary answered, ``percent`` % of a shadowed model's requests are put on
+a bounded queue (full: dropped and counted, never waited on). Workers take what queued (lingering
+a few milliseconds so the candidate predicts many requests at once: a shadow costs the primary
+a fraction of a predict), run the candidate through the pool and batcher (no prediction log, no
+cache), and compare: equal elementwise for integer, boolean and string outputs; mean absolute
+difference for floats (agree when under 1e-6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from prometheus_client import Counter
+
+from modelplane.bootstrap import Platform
+from modelplane.errors import ModelplaneError
+from modelplane.serving.pool import ModelPool
+from modelplane.traffic.live import LiveStats
+from modelplane.traffic.model import Arm
+from modelplane.traffic.routing import Route, RoutingTable, ShadowRoute
+
+__all__ = ["TrafficRouter", "compare_outputs", "run_controller", "server_side"]
+
+log = logging.getLogger(__name__)
+
+Array = np.ndarray[Any, Any]
+#: Runs ``model/version`` on named inputs off the log and cache; returns its prediction output.
+Runner = Callable[[str, dict[str, Array]], Awaitable[Array]]
+
+RECENT_REQUESTS = 100_000
+SHADOW_LINGER_S = 0.005  # a worker waits this long after a job for others to join its batch
+SHADOW_MAX_ROWS = 256
+FLOAT_TOLERANCE = 1e-6
+
+
+def server_side(exc: BaseException) -> bool:
+    """Whether a failure is the server's (counted as an arm's error) rather than the caller's."""
+    if isinstance(exc, ModelplaneError):
+        return exc.status >= 500
+    return isinstance(exc, Exception)
+
+
+def compare_outputs(primary: Array | None, candidate: Array) -> tuple[bool | None, float | None]:
+    """``(agree, absdiff)`` of two predictions of the same rows (None: nothing to compare)."""
+    if primary is None:
+        return None, None
+    a, b = np.asarray(primary), np.asarray(candidate)
+    if a.shape != b.shape:
+        return False, None
+    if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+        try:
+            diff = float(np.mean(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+        except (TypeError, ValueError):
+            return False, None
+        if a.size == 0:
+            diff = 0.0
+        return (diff < FLOAT_TOLERANCE if math.isfinite(diff) else False), diff
+    return bool(np.array_equal(a, b)), None
+
+
+@dataclass(slots=True)
+class _Recent:
+    subject: str
+    variant: str
+    predicted: float | None
+    scored: bool = False
+
+
+@dataclass(slots=True)
+class _ShadowJob:
+    shadow: ShadowRoute
+    inputs: dict[str, Array]
+    primary: Array | None
+    rows: int
+
+
+class TrafficRouter:
+    """The routing table of this replica, its live counters, feedback memory and shadows."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        pool: ModelPool,
+        run: Runner,
+        *,
+        poll_interval_s: float = 2.0,
+        flush_interval_s: float = 1.0,
+        shadow_queue: int = 1000,
+        shadow_workers: int = 2,
+        registry: Any = None,
+    ) -> None:
+        self._views = platform.traffic
+        self._store = platform.traffic.store
+        self._pool = pool
+        self._run = run
+        self._poll_interval_s = poll_interval_s
+        self._flush_interval_s = flush_interval_s
+        self._shadow_workers = max(1, shadow_workers)
+        self.table = RoutingTable()
+        #: the table's parts the request path reads (one attribute lookup less each)
+        self.routes: dict[str, Route] = {}
+        self.shadows: dict[str, ShadowRoute] = {}
+        self.live = LiveStats()
+        self._recent: OrderedDict[str, _Recent] = OrderedDict()
+        self._queue: asyncio.Queue[_ShadowJob] = asyncio.Queue(max(1, shadow_queue))
+        self._tasks: list[asyncio.Task[None]] = []
+        self._refresh_lock = asyncio.Lock()
+        self._dropped = Counter(
+            "modelplane_shadow_dropped",
+            "Shadow calls dropped because the shadow queue was full.",
+            ("model",),
+            registry=registry,
+        )
+        self._shadow_calls = Counter(
+            "modelplane_shadow_calls",
+            "Shadow calls run against a candidate, by outcome (agree, differ, error).",
+            ("model", "outcome"),
+            registry=registry,
+        )
+        self.shadow_dropped = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Read (and preload) the routing table once, then poll, flush and run shadows."""
+        try:
+            await self.refresh()
+        except Exception:
+            log.exception("could not read the routing table; serving without routes for now")
+        self._tasks = [
+            asyncio.create_task(self._poll(), name="modelplane-routing-poll"),
+            asyncio.create_task(self._flush_loop(), name="modelplane-stats-flush"),
+            *(
+                asyncio.create_task(self._shadow_worker(), name=f"modelplane-shadow-{i}")
+                for i in range(self._shadow_workers)
+            ),
+        ]
+
+    async def close(self) -> None:
+        """Stop the tasks and write the counters once more."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.flush()
+
+    # -- the routing table -------------------------------------------------------------------
+    async def refresh(self) -> RoutingTable:
+        """Read the table, load and warm what it needs, then swap it in."""
+        async with self._refresh_lock:
+            table = await asyncio.to_thread(self._views.routing_table)
+            old = self.table
+            routes = dict(table.routes)
+            for model, route in table.routes.items():
+                if not await self._ready(model, [arm.version for arm in route.arms]):
+                    previous = old.routes.get(model)
+                    if previous is not None:
+                        routes[model] = previous
+                    else:
+                        del routes[model]
+            shadows = {
+                model: shadow
+                for model, shadow in table.shadows.items()
+                if await self._ready(model, [shadow.candidate])
+            }
+            now = time.time()
+            protect: dict[tuple[str, int], float] = {}
+            for keep in table.keep:
+                if keep.until > now:
+                    await self._ready(keep.model, [keep.version])  # kept for a quick rollback
+                    protect[(keep.model, keep.version)] = keep.until
+            for route in routes.values():
+                for arm in route.arms:
+                    protect[(route.model, arm.version)] = math.inf
+            for shadow in shadows.values():
+                protect[(shadow.model, shadow.candidate)] = math.inf
+            self._pool.protect(protect)
+            self.table = RoutingTable(routes=routes, shadows=shadows, keep=table.keep)
+            self.routes, self.shadows = routes, shadows
+            return self.table
+
+    async def _ready(self, model: str, versions: list[int]) -> bool:
+        for version in versions:
+            if self._pool.has(model, version):
+                continue
+            try:
+                await self._pool.preload(model, version)
+            except Exception:
+                log.exception(
+                    "could not load %s/%s for its route; not routing to it", model, version
+                )
+                return False
+        return True
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_interval_s)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("routing table refresh failed; keeping the current one")
+
+    # -- live counters -----------------------------------------------------------------------
+    def record(self, route: Route, arm: Arm, latency_ms: float, *, ok: bool) -> None:
+        self.live.request(route.subject, arm.name, latency_ms, ok=ok)
+
+    async def flush(self) -> None:
+        """Add what was counted since the last flush to the shared totals (in a thread)."""
+        deltas = self.live.drain()
+        if not deltas:
+            return
+        try:
+            await asyncio.to_thread(self._store.add_counters, deltas)
+        except Exception:
+            log.warning("could not write traffic counters; retrying with the next flush",
+                        exc_info=True)  # fmt: skip
+            self.live.restore(deltas)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval_s)
+            await self.flush()
+
+    # -- feedback ----------------------------------------------------------------------------
+    def remember(self, request_id: str, route: Route, arm: Arm, prediction: Array | None) -> None:
+        """Keep what a later label or reward of this routed request needs."""
+        predicted: float | None = None
+        if prediction is not None and prediction.size == 1:
+            try:
+                predicted = float(prediction.reshape(-1)[0])
+            except (TypeError, ValueError):
+                predicted = None
+        recent = self._recent
+        recent[request_id] = _Recent(route.subject, arm.name, predicted)
+        if len(recent) > RECENT_REQUESTS:
+            recent.popitem(last=False)
+
+    async def feedback(
+        self, request_id: str, *, label: float | None = None, reward: float | None = None
+    ) -> str | None:
+        """Count and store one outcome; returns the request's variant when this replica knows it."""
+        known = self._recent.get(request_id)
+        subject = variant = None
+        if known is not None:
+            subject, variant = known.subject, known.variant
+            value: float | None = None
+            if reward is not None:
+                value = float(reward)
+            elif label is not None and known.predicted is not None:
+                value = 1.0 if known.predicted == float(label) else 0.0
+            if value is not None and not known.scored:
+                known.scored = True  # a repeated label replaces the stored row, counts once
+                self.live.outcome(subject, variant, value)
+        await asyncio.to_thread(
+            self._store.add_feedback,
+            request_id,
+            label=None if label is None else float(label),
+            reward=None if reward is None else float(reward),
+            subject=subject,
+            variant=variant,
+        )
+        return variant
+
+    # -- shadows -----------------------------------------------------------------------------
+    def mirror(self, shadow: ShadowRoute, inputs: dict[str, Array], primary: Array | None) -> None:
+        """Queue a shadow call of these inputs; never waits (full: dropped and counted)."""
+        first = next(iter(inputs.values()), None)
+        rows = len(first) if first is not None and first.ndim else 1
+        try:
+            self._queue.put_nowait(_ShadowJob(shadow, inputs, primary, rows))
+        except asyncio.QueueFull:
+            self.shadow_dropped += 1
+            self.live.shadow_dropped(shadow.subject, shadow.variant)
+            self._dropped.labels(shadow.model).inc()
+
+    @property
+    def shadow_pending(self) -> int:
+        return self._queue.qsize()
+
+    async def _shadow_worker(self) -> None:
+        queue = self._queue
+        while True:
+            jobs = [await queue.get()]
+            await asyncio.sleep(SHADOW_LINGER_S)
+            rows = jobs[0].rows
+            while rows < SHADOW_MAX_ROWS and not queue.empty():
+                job = queue.get_nowait()
+                jobs.append(job)
+                rows += job.rows
+            try:
+                await self.run_shadows(jobs)
+            except Exception:  # a worker never dies
+                log.exception("shadow calls failed")
+
+    async def run_shadows(self, jobs: list[_ShadowJob]) -> None:
+        """Run queued shadow jobs: those of one candidate with alike inputs as one batch."""
+        groups: dict[tuple[Any, ...], list[_ShadowJob]] = {}
+        for job in jobs:
+            shape: tuple[Any, ...] = tuple(
+                (k, v.shape[1:], v.dtype.kind) for k, v in sorted(job.inputs.items()) if v.ndim
+            )
+            if len(shape) != len(job.inputs):
+                shape = (id(job),)  # scalars: alone
+            groups.setdefault((job.shadow.model, job.shadow.candidate, shape), []).append(job)
+        for group in groups.values():
+            await self._run_group(group)
+
+    async def _run_group(self, jobs: list[_ShadowJob]) -> None:
+        shadow = jobs[0].shadow
+        ref = f"{shadow.model}/{shadow.candidate}"
+        if len(jobs) == 1:
+            inputs = jobs[0].inputs
+        else:
+            inputs = {k: np.concatenate([j.inputs[k] for j in jobs]) for k in jobs[0].inputs}
+        started = time.perf_counter()
+        try:
+            predicted = await self._run(ref, inputs)
+            if len(jobs) > 1 and (
+                predicted.ndim == 0 or len(predicted) != sum(j.rows for j in jobs)
+            ):
+                raise ValueError("the candidate returned another number of rows")
+        except Exception as exc:
+            if len(jobs) > 1:  # one bad job must not fail the others: each alone
+                for job in jobs:
+                    await self._run_group([job])
+                return
+            if not isinstance(exc, ModelplaneError):
+                log.warning("shadow call of %s failed", ref, exc_info=True)
+            self.live.shadow(shadow.subject, shadow.variant, 0.0, ok=False)
+            self._shadow_calls.labels(shadow.model, "error").inc()
+            return
+        latency_ms = (time.perf_counter() - started) * 1000
+        offset = 0
+        for job in jobs:
+            part = predicted if len(jobs) == 1 else predicted[offset : offset + job.rows]
+            offset += job.rows
+            agree, absdiff = compare_outputs(job.primary, part)
+            self.live.shadow(
+                shadow.subject, shadow.variant, latency_ms, ok=True, agree=agree, absdiff=absdiff
+            )
+            self._shadow_calls.labels(shadow.model, "agree" if agree else "differ").inc()
+
+
+async def run_controller(platform: Platform, interval_s: float) -> None:
+    """Judge and move every running canary every ``interval_s`` (DB work in a thread).
+
+    Several replicas may run it at once: the rollout aggregate refuses a second decision on a
+    step (``expected_step``), so a double move cannot happen. Errors are logged, never raised.
+    """
+    try:
+        from modelplane.traffic.controller import RolloutController
+    except ImportError:  # pragma: no cover - the controller ships with the traffic package
+        log.warning("modelplane.traffic.controller is missing; canaries are not driven here")
+        return
+    controller = RolloutController(platform.bus, platform.traffic)
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            decisions = await asyncio.to_thread(controller.tick)
+        except Exception:
+            log.exception("canary controller tick failed")
+            continue
+        for decision in decisions:
+            if decision.action != "hold":
+                log.info("canary: %s", decision.line())
