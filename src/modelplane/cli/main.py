@@ -18,7 +18,19 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from modelplane.cli import alias, artifacts, db, events, gate, models, serve, tokens
+from modelplane.cli import (
+    alias,
+    artifacts,
+    db,
+    deploy,
+    events,
+    experiments,
+    gate,
+    models,
+    rollout,
+    serve,
+    tokens,
+)
 from modelplane.cli.context import JsonOpt, State, state
 from modelplane.cli.output import error_line, print_json, say
 from modelplane.errors import ModelplaneError
@@ -114,6 +126,9 @@ app.add_typer(db.app, name="db")
 app.add_typer(artifacts.app, name="artifacts")
 app.command("serve")(serve.serve)
 app.command("gate")(gate.gate)
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(rollout.app, name="rollout")
+app.add_typer(deploy.app, name="deploy")
 
 
 def _version_text() -> str:

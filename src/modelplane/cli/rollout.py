@@ -1,0 +1,412 @@
+"""``modelplane rollout …``: canary rollouts of a new version against the champion.
+
+``rollout start`` sends the candidate ``steps[0]`` % of the model's bare-name traffic; a
+controller (:mod:`modelplane.traffic.controller`) judges each step on the live counters of all
+replicas and advances, promotes (the ``champion`` alias moves) or rolls back. The controller
+runs in every ``modelplane serve``; ``rollout run`` (or ``start --wait``) runs one in the
+foreground and prints each decision.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from modelplane.cli.context import JsonOpt, state
+from modelplane.cli.output import fmt_time, note, print_fields, print_json, print_table, say
+from modelplane.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from modelplane.client import Client
+    from modelplane.traffic.controller import StepDecision
+    from modelplane.traffic.live import Counters
+    from modelplane.traffic.model import Rollout
+
+__all__ = ["app", "fmt_duration", "parse_duration", "parse_steps"]
+
+app = typer.Typer(no_args_is_help=True, help="Canary rollouts: a candidate takes traffic in steps.")
+
+ModelArg = Annotated[str, typer.Argument(help="Model name.", show_default=False)]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """``30s``, ``5m``, ``1h``, ``2d``, ``250ms`` or plain seconds (``90``) → seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise InvalidInput(
+            f"invalid {option} {text!r}: expected a duration such as 30s, 5m, 1h or seconds",
+            field=option,
+        )
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
+    if not math.isfinite(seconds):
+        raise InvalidInput(f"invalid {option} {text!r}: too large", field=option)
+    return seconds
+
+
+def fmt_duration(seconds: float) -> str:
+    """``600`` → ``10m``, ``90`` → ``90s``, ``7200`` → ``2h``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_steps(text: str) -> tuple[int, ...]:
+    """``5,25,50,100`` → (5, 25, 50, 100): whole percentages (the domain checks the order)."""
+    steps: list[int] = []
+    for part in text.split(","):
+        part = part.strip().rstrip("%").strip()
+        if not part.isdigit():
+            raise InvalidInput(
+                f"invalid --steps {text!r}: expected whole percentages separated by commas, "
+                "e.g. 5,25,50,100",
+                field="--steps",
+            )
+        steps.append(int(part))
+    return tuple(steps)
+
+
+def _as_dict(rollout: Rollout) -> dict[str, Any]:
+    return {
+        "rollout": rollout.key,
+        "id": rollout.id,
+        "model": rollout.model,
+        "baseline": rollout.baseline,
+        "candidate": rollout.candidate,
+        "steps": list(rollout.steps),
+        "step": rollout.step_index,
+        "weight": rollout.weight,
+        "status": rollout.status,
+        "reason": rollout.reason,
+        "forced": rollout.forced,
+        "step_duration_s": rollout.step_duration_s,
+        "min_requests": rollout.min_requests,
+        "max_error_rate": rollout.max_error_rate,
+        "max_latency_ratio": rollout.max_latency_ratio,
+        "alpha": rollout.alpha,
+        "created_at": rollout.created_at.isoformat(),
+        "updated_at": rollout.updated_at.isoformat(),
+        "step_started_at": rollout.step_started_at.isoformat(),
+    }
+
+
+def _step_text(rollout: Rollout) -> str:
+    return f"{rollout.step_index + 1} of {len(rollout.steps)} ({rollout.weight} %)"
+
+
+def _show(rollout: Rollout) -> None:
+    fields = [
+        ("rollout", rollout.key),
+        ("status", rollout.status + (" (forced past its gates)" if rollout.forced else "")),
+        ("candidate", f"{rollout.model}/{rollout.candidate}"),
+        ("baseline", f"{rollout.model}/{rollout.baseline}"),
+        ("steps", ", ".join(f"{s} %" for s in rollout.steps)),
+        ("step", _step_text(rollout)),
+        (
+            "rules",
+            f"each step ≥ {fmt_duration(rollout.step_duration_s)} and ≥ {rollout.min_requests} "
+            f"requests; error rate ≤ {rollout.max_error_rate:g}; p99 ≤ "
+            f"{rollout.max_latency_ratio:g}× baseline; alpha {rollout.alpha:g}",
+        ),
+        ("updated", fmt_time(rollout.updated_at)),
+    ]
+    if rollout.reason:
+        fields.append(("reason", rollout.reason))
+    print_fields(fields)
+
+
+def _candidate(client: Client, model: str, text: str) -> int:
+    from modelplane.cli.experiments import version_of
+
+    return version_of(client, model, text, what="--candidate")
+
+
+def _controller(client: Client) -> Any:
+    from modelplane.traffic.controller import RolloutController
+
+    return RolloutController(client.platform.bus, client.platform.traffic)
+
+
+def _drive(client: Client, model: str, interval_s: float, json_mode: bool) -> None:
+    """Run the controller on ``model``'s rollout until it ends; exit 0 if promoted, else 1."""
+    decisions: list[dict[str, Any]] = []
+
+    def on_decision(decision: StepDecision) -> None:
+        if json_mode:
+            decisions.append(decision.to_dict())
+        else:
+            say(decision.line())
+
+    try:
+        final = _controller(client).run(model, interval_s=interval_s, on_decision=on_decision)
+    except KeyboardInterrupt:
+        note(
+            f"stopped watching; the rollout of {model} goes on (modelplane rollout status {model})"
+        )
+        raise typer.Exit(130) from None
+    if json_mode:
+        print_json({"rollout": _as_dict(final), "decisions": decisions})
+    else:
+        say(
+            f"{final.key}: {final.status.replace('_', ' ')}"
+            + (f" — {final.reason}" if final.reason else "")
+        )
+    if final.status != "promoted":
+        raise typer.Exit(1)
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    model: ModelArg,
+    candidate: Annotated[
+        str,
+        typer.Option(
+            "--candidate", help="The version to roll out: 4, fraud/4 or fraud@challenger."
+        ),
+    ],
+    steps: Annotated[
+        str, typer.Option("--steps", help="Candidate weights in %, increasing, ending at 100.")
+    ] = "5,25,50,100",
+    step_duration: Annotated[
+        str, typer.Option("--step-duration", help="Least time per step: 30s, 5m, 1h or seconds.")
+    ] = "5m",
+    min_requests: Annotated[
+        int, typer.Option("--min-requests", help="Least candidate requests per step.")
+    ] = 500,
+    max_error_rate: Annotated[
+        float, typer.Option("--max-error-rate", help="Highest acceptable candidate error rate.")
+    ] = 0.01,
+    max_latency_ratio: Annotated[
+        float,
+        typer.Option("--max-latency-ratio", help="Highest candidate p99 / baseline p99."),
+    ] = 1.5,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance of the tests.")] = 0.05,
+    force: Annotated[
+        bool, typer.Option("--force", help="Roll out a version whose gates did not pass.")
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Drive it here until promoted (exit 0) or rolled back (1)."),
+    ] = False,
+    interval: Annotated[
+        str, typer.Option("--interval", help="With --wait: time between evaluations.")
+    ] = "1s",
+    json_out: JsonOpt = False,
+) -> None:
+    """Start a canary of a version against the model's champion.
+
+    Example: modelplane rollout start fraud --candidate 4 --steps 5,25,50,100
+    --step-duration 5m --min-requests 500 --max-error-rate 0.01 --max-latency-ratio 1.5 --wait
+    """
+    st = state(ctx)
+    parsed_steps = parse_steps(steps)
+    duration_s = parse_duration(step_duration, "--step-duration")
+    interval_s = parse_duration(interval, "--interval")
+    client = st.client()
+    version = _candidate(client, model, candidate)
+    rollout = client.start_rollout(
+        model,
+        version,
+        steps=parsed_steps,
+        step_duration_s=duration_s,
+        min_requests=min_requests,
+        max_error_rate=max_error_rate,
+        max_latency_ratio=max_latency_ratio,
+        alpha=alpha,
+        force=force,
+    )
+    json_mode = st.wants_json(json_out)
+    if wait:
+        if not json_mode:
+            say(
+                f"started {rollout.key}: {model}/{rollout.candidate} takes {rollout.weight} % "
+                f"against {model}/{rollout.baseline}"
+            )
+        _drive(client, model, interval_s, json_mode)
+        return
+    if json_mode:
+        print_json(_as_dict(rollout))
+        return
+    _show(rollout)
+    note(
+        "the controller of the serving replicas (modelplane serve) drives it; or drive it "
+        f"here: modelplane rollout run {model}"
+    )
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    model: ModelArg,
+    interval: Annotated[
+        str, typer.Option("--interval", help="Time between evaluations: 1s, 500ms…")
+    ] = "1s",
+    json_out: JsonOpt = False,
+) -> None:
+    """Drive a started rollout in the foreground until it is promoted (exit 0) or rolled back (1).
+
+    Example: modelplane rollout run fraud --interval 1s
+    """
+    st = state(ctx)
+    interval_s = parse_duration(interval, "--interval")
+    client = st.client()
+    rollout = client.platform.traffic.latest_rollout(model)
+    if rollout.status != "running":
+        raise InvalidInput(
+            f"the latest rollout of {model!r} ({rollout.key}) is already {rollout.status}",
+            field="model",
+        )
+    _drive(client, model, interval_s, st.wants_json(json_out))
+
+
+def _counter_row(label: str, c: Counters) -> tuple[str, ...]:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    mean = f"{c.outcome_sum / c.outcome_n:.4g}" if c.outcome_n else "-"
+    return (
+        label,
+        str(c.requests),
+        str(c.errors),
+        f"{c.error_rate:.2%}",
+        ms(c.p(0.5)),
+        ms(c.p(0.99)),
+        str(c.outcome_n),
+        mean,
+    )
+
+
+@app.command("status")
+def status(ctx: typer.Context, model: ModelArg, json_out: JsonOpt = False) -> None:
+    """The model's latest rollout: step, weight, candidate and baseline counters, last reason.
+
+    Example: modelplane rollout status fraud
+    """
+    from modelplane.traffic.views import BASELINE, CANDIDATE
+
+    st = state(ctx)
+    client = st.client()
+    views = client.platform.traffic
+    rollout = views.latest_rollout(model)
+    step = views.rollout_counters(rollout)
+    totals = views.rollout_totals(rollout)
+    next_decision: StepDecision | None = None
+    if rollout.status == "running":
+        next_decision = _controller(client).evaluate(rollout)
+    if st.wants_json(json_out):
+        print_json(
+            _as_dict(rollout)
+            | {
+                "step_counters": {k: v.to_dict() for k, v in step.items()},
+                "totals": {k: v.to_dict() for k, v in totals.items()},
+                "next_decision": next_decision.to_dict() if next_decision else None,
+            }
+        )
+        return
+    _show(rollout)
+    print_table(
+        ("traffic", "requests", "errors", "error rate", "p50 ms", "p99 ms", "outcomes", "mean"),
+        [
+            _counter_row(f"candidate {rollout.candidate} (this step)", step[CANDIDATE]),
+            _counter_row(f"baseline {rollout.baseline} (this step)", step[BASELINE]),
+            _counter_row(f"candidate {rollout.candidate} (all steps)", totals[CANDIDATE]),
+            _counter_row(f"baseline {rollout.baseline} (all steps)", totals[BASELINE]),
+        ],
+    )
+    if next_decision is not None:
+        say(f"now: {next_decision.action} — {next_decision.reason}")
+
+
+@app.command("promote")
+def promote(
+    ctx: typer.Context,
+    model: ModelArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "promoted by hand",
+    json_out: JsonOpt = False,
+) -> None:
+    """Promote the running rollout's candidate now (the champion alias moves to it).
+
+    Example: modelplane rollout promote fraud
+    """
+    st = state(ctx)
+    rollout = st.client().decide_rollout(model, "promote", reason=reason, manual=True)
+    if st.wants_json(json_out):
+        print_json(_as_dict(rollout))
+        return
+    say(
+        f"{rollout.key}: promoted — {model}@champion → {rollout.candidate} (was {rollout.baseline})"
+    )
+
+
+@app.command("abort")
+def abort(
+    ctx: typer.Context,
+    model: ModelArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "aborted by hand",
+    json_out: JsonOpt = False,
+) -> None:
+    """Stop the running rollout: all traffic goes back to the champion.
+
+    Example: modelplane rollout abort fraud --reason "bad feedback from ops"
+    """
+    st = state(ctx)
+    rollout = st.client().abort_rollout(model, reason)
+    if st.wants_json(json_out):
+        print_json(_as_dict(rollout))
+        return
+    say(f"{rollout.key}: aborted — all traffic back to {model}/{rollout.baseline}")
+
+
+@app.command("list")
+def list_rollouts(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option("--model", help="Only this model's.")] = None,
+    status_filter: Annotated[
+        str | None,
+        typer.Option("--status", help="running, promoted, rolled_back or aborted."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List rollouts, newest first.
+
+    Example: modelplane rollout list --model fraud
+    """
+    if status_filter is not None and status_filter not in (
+        "running",
+        "promoted",
+        "rolled_back",
+        "aborted",
+    ):
+        raise InvalidInput(
+            f"invalid --status {status_filter!r}: running, promoted, rolled_back or aborted",
+            field="--status",
+        )
+    st = state(ctx)
+    found = st.client().platform.traffic.list_rollouts(model=model, status=status_filter)
+    if st.wants_json(json_out):
+        print_json([_as_dict(r) for r in found])
+        return
+    print_table(
+        ("rollout", "candidate", "baseline", "status", "step", "updated", "reason"),
+        (
+            (
+                r.key,
+                str(r.candidate),
+                str(r.baseline),
+                r.status,
+                _step_text(r),
+                fmt_time(r.updated_at),
+                r.reason,
+            )
+            for r in found
+        ),
+        wrap=("reason",),
+        empty="no rollouts",
+    )
