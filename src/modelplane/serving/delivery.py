@@ -362,15 +362,19 @@ class TrafficRouter:
             self._shadow_calls.labels(shadow.model, "error").inc()
             return
         latency_ms = (time.perf_counter() - started) * 1000
-        offset = 0
+        offset = agreed = 0
         for job in jobs:
             part = predicted if len(jobs) == 1 else predicted[offset : offset + job.rows]
             offset += job.rows
             agree, absdiff = compare_outputs(job.primary, part)
+            agreed += bool(agree)
             self.live.shadow(
                 shadow.subject, shadow.variant, latency_ms, ok=True, agree=agree, absdiff=absdiff
             )
-            self._shadow_calls.labels(shadow.model, "agree" if agree else "differ").inc()
+        if agreed:
+            self._shadow_calls.labels(shadow.model, "agree").inc(agreed)
+        if len(jobs) > agreed:
+            self._shadow_calls.labels(shadow.model, "differ").inc(len(jobs) - agreed)
 
 
 async def run_controller(platform: Platform, interval_s: float) -> None:
