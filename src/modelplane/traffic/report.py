@@ -306,7 +306,7 @@ def experiment_report(
         shadow = variants[0].shadow
         compared = shadow.compared if shadow is not None else 0
         agreement = shadow.agreement_rate if shadow is not None else None
-        text = f"shadow {variants[0].name} ({experiment.model}/{variants[0].version}): " + (
+        text = f"shadow of {experiment.model}/{variants[0].version}: " + (
             f"{agreement:.1%} agreement over {compared} compared requests"
             if agreement is not None
             else "no request compared yet"
@@ -517,7 +517,8 @@ def _first_output_row0(outputs: Any) -> Any:
         outputs = orjson.loads(outputs)
     if not isinstance(outputs, dict) or not outputs:
         return None
-    first = next(iter(outputs.values()))
+    # the model's prediction output when the log has it (what serving scores labels with)
+    first = outputs["predict"] if "predict" in outputs else next(iter(outputs.values()))
     if isinstance(first, list):
         return first[0] if first else None
     return first
