@@ -232,6 +232,46 @@ class TestExperiments:
         assert report["comparisons"][0]["test"] == "welch_ttest"
         assert report["variants"][0]["ci"]["method"] == "t"
 
+    def test_report_joins_unattributed_labels_with_the_prediction_log(
+        self, cli: Cli, mp: Client
+    ) -> None:
+        from datetime import UTC, datetime
+
+        from modelplane.serving.predlog import PredictionLog, PredictionRecord
+
+        ok(cli("experiments", "create", "ab", "--model", "fraud", "--variant", "a=1:50",
+               "--variant", "b=2:50"))  # fmt: skip
+        log = PredictionLog(mp.platform.settings.resolved_prediction_log)
+        store = mp.platform.traffic.store
+        now = datetime.now(UTC)
+        # (request id, experiment, variant, prediction, label): labels posted to a replica that
+        # did not serve the request, so the feedback rows carry no subject
+        rows = [
+            ("r1", "ab", "a", 1, 1.0),
+            ("r2", "ab", "a", 0, 1.0),
+            ("r3", "ab", "b", 1, 1.0),
+            ("r4", "other", "b", 1, 1.0),  # routed by another experiment: not counted
+        ]
+        for request_id, experiment, variant, prediction, label in rows:
+            log.log(
+                PredictionRecord(
+                    request_id=request_id,
+                    time=now,
+                    model="fraud",
+                    version=1 if variant == "a" else 2,
+                    inputs={"amount": np.array([1.0])},
+                    outputs={"predict": np.array([prediction])},
+                    latency_ms=1.0,
+                    unit_id=None,
+                    experiment=experiment,
+                    variant=variant,
+                )
+            )
+            store.add_feedback(request_id, label=label, reward=None, subject=None, variant=None)
+        log.close()
+        report = as_json(cli("experiments", "report", "ab", "--json"))
+        assert [(v["outcome_n"], v["value"]) for v in report["variants"]] == [(2, 0.5), (1, 1.0)]
+
     def test_sample_ratio_mismatch_is_flagged(self, cli: Cli, mp: Client) -> None:
         ok(
             cli(
