@@ -73,10 +73,12 @@ class Phase:
     requests: int = 0
     seconds: float = 0.0
     errors: int = 0
+    cpu_s: float = 0.0
     p50s: list[float] = field(default_factory=list)
     p99s: list[float] = field(default_factory=list)
 
-    def add(self, load: LoadResult) -> None:
+    def add(self, load: LoadResult, cpu_s: float) -> None:
+        self.cpu_s += cpu_s
         self.requests += load.requests
         self.seconds += load.duration_s
         self.errors += load.errors
@@ -86,6 +88,11 @@ class Phase:
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        """Server CPU time (every thread) per request, in microseconds."""
+        return self.cpu_s / self.requests * 1e6 if self.requests else float("nan")
 
     @property
     def p50(self) -> float:
@@ -258,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                             cpu=client_cpu,
                             use_wrk=use_wrk,
                         )
+                    cpu_before = server.cpu_seconds()
                     load = run_load(
                         url + "/predict",
                         bodies_path,
@@ -266,10 +274,12 @@ def main(argv: list[str] | None = None) -> int:
                         cpu=client_cpu,
                         use_wrk=use_wrk,
                     )
-                    phases[mode].add(load)
+                    cpu_s = server.cpu_seconds() - cpu_before
+                    phases[mode].add(load, cpu_s)
                     print(
                         f"  round {r + 1} {phases[mode].label}: {load.rate:,.0f} req/s, "
-                        f"p50 {load.p50_ms:.3f} ms, p99 {load.p99_ms:.3f} ms",
+                        f"p50 {load.p50_ms:.3f} ms, p99 {load.p99_ms:.3f} ms, "
+                        f"server CPU {cpu_s / max(load.requests, 1) * 1e6:.0f} µs/request",
                         flush=True,
                     )
             time.sleep(0.3)
@@ -282,12 +292,13 @@ def main(argv: list[str] | None = None) -> int:
         ("requests/s", off.rate, on.rate, on.rate / off.rate if off.rate else float("nan")),
         ("p50 ms", off.p50, on.p50, on.p50 / off.p50),
         ("p99 ms", off.p99, on.p99, on.p99 / off.p99),
+        ("server CPU µs/request", off.cpu_us, on.cpu_us, on.cpu_us / off.cpu_us),
     ]
     print()
     print("| metric | without shadow | with 100 % shadow | ratio |")
     print("|---|---:|---:|---:|")
     for name, a, b, ratio in rows:
-        fmt = "{:,.0f}" if name == "requests/s" else "{:.3f}"
+        fmt = "{:.3f}" if name.endswith(" ms") else "{:,.0f}"
         print(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {ratio:.3f} |")
     compared = shadow["agree"] + shadow["differ"]
     print(
@@ -312,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         doc = {
             "phases": {
-                k: asdict(p) | {"rate": p.rate, "p50": p.p50, "p99": p.p99}
+                k: asdict(p) | {"rate": p.rate, "p50": p.p50, "p99": p.p99, "cpu_us": p.cpu_us}
                 for k, p in phases.items()
             },
             "shadow": shadow,
