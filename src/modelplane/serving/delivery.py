@@ -22,12 +22,14 @@ it: the report joins those with the prediction log by request id).
 
 **Shadows**: after the primary answered, ``percent`` % of a shadowed model's requests are put on
 a bounded queue (a deque: full → dropped and counted, never waited on). A collector takes what
-queued 20 ms after the first job (up to 256 rows) and runs it as *one* batch of the candidate
+queued 20 ms after the first job (at once when 64 rows wait; at most 64 rows, since a batch
+blocks an inline event loop while it predicts) and runs it as *one* batch of the candidate
 through the pool and batcher (no prediction log, no cache; at most ``shadow_workers`` batches at
 once): one predict of many rows costs the primary far less than many predicts of one (measured
-in benchmarks/shadow.py: a 100 % shadow of a 100-tree GBM adds ~5 µs of server CPU per request
-in process). Then each request's answers are compared: equal elementwise for integer, boolean
-and string outputs; mean absolute difference for floats (agree when under 1e-6).
+in process: a 100 % shadow of a 100-tree GBM adds ~5 µs of server CPU per request; see
+benchmarks/shadow.py for the served latency). Then each request's answers are compared: equal
+elementwise for integer, boolean and string outputs; mean absolute difference for floats (agree
+when under 1e-6).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ RECENT_REQUESTS = 100_000
 #: a worker waits this long after a job for others to join its batch: one predict of many rows
 #: costs the primary far less than many predicts of one (measured: benchmarks/shadow.py)
 SHADOW_LINGER_S = 0.02
-SHADOW_MAX_ROWS = 256
+SHADOW_MAX_ROWS = 64
 FLOAT_TOLERANCE = 1e-6
 
 
@@ -331,7 +333,8 @@ class TrafficRouter:
             if not pending:
                 self._waiter = loop.create_future()
                 await self._waiter
-            await asyncio.sleep(SHADOW_LINGER_S)
+            if len(pending) < SHADOW_MAX_ROWS:  # a full batch waiting goes at once
+                await asyncio.sleep(SHADOW_LINGER_S)
             await self._slots.acquire()
             jobs: list[_ShadowJob] = []
             rows = 0
