@@ -105,6 +105,12 @@ class TestRouting:
                 assert first["version"] == {"a": 1, "b": 2}[first["variant"]]
                 assert answered_by(first, rows) == first["version"]
                 seen[unit] = first["variant"]
+                by_header = await http.post(
+                    "/predict",
+                    json={"model": "live", "inputs": rows.tolist()},
+                    headers={"X-Unit-Id": unit},
+                )
+                assert by_header.json()["variant"] == seen[unit]
                 # OIP: the X-Unit-Id header, or the unit_id request parameter
                 by_header = await http.post(
                     "/v2/models/live/infer", json=oip_body(rows), headers={"X-Unit-Id": unit}
@@ -520,3 +526,36 @@ def test_compare_outputs() -> None:
     assert compare_outputs(np.array([1.0]), np.array([1.0 + 1e-9]))[0] is True
     assert compare_outputs(None, np.array([1])) == (None, None)
     assert compare_outputs(np.array([1, 2]), np.array([1])) == (False, None)
+
+
+def test_prediction_log_files_without_delivery_columns_still_read(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    from modelplane.serving.predlog import PredictionLog, PredictionRecord, _to_table, read_log
+
+    def record(request_id: str, **extra: Any) -> PredictionRecord:
+        return PredictionRecord(
+            request_id,
+            dt.datetime.now(dt.UTC),
+            "m",
+            1,
+            {"x": np.ones((1, 2))},
+            {"y": np.ones(1)},
+            1.0,
+            None,
+            **extra,
+        )
+
+    old = _to_table([record("old")]).drop_columns(["experiment", "variant"])
+    folder = tmp_path / "model=m" / f"date={dt.datetime.now(dt.UTC).date().isoformat()}"
+    folder.mkdir(parents=True)
+    pq.write_table(old, folder / "part-0.parquet")
+    log = PredictionLog(str(tmp_path))
+    log.log(record("new", experiment="ab", variant="b"))
+    log.close()
+    frame = read_log(str(tmp_path)).set_index("request_id")
+    assert frame.loc["new", "experiment"] == "ab"
+    assert frame.loc["new", "variant"] == "b"
+    assert frame.loc["old", "experiment"] is None or np.isnan(frame.loc["old", "experiment"])
