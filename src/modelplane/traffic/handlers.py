@@ -12,7 +12,13 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from modelplane.errors import Conflict, ExperimentNotFound, GateBlocked, RolloutNotFound
+from modelplane.errors import (
+    Conflict,
+    ExperimentNotFound,
+    GateBlocked,
+    InvalidInput,
+    RolloutNotFound,
+)
 from modelplane.traffic import commands as c
 from modelplane.traffic.model import Arm, Deployment, Experiment, Rollout
 from modelplane.traffic.repository import TrafficUnitOfWork, VersionState
@@ -151,6 +157,11 @@ def start_rollout(cmd: c.StartRollout, uow: TrafficUnitOfWork) -> Rollout:
                 field="model",
             )
         state = uow.model_port.version(cmd.model, cmd.candidate)
+        if baseline == cmd.candidate:
+            raise InvalidInput(
+                f"{cmd.model}/{cmd.candidate} is already the champion; nothing to roll out",
+                field="candidate",
+            )
         _ready(state)
         check_gate(state, force=cmd.force)
         _no_router(uow, cmd.model)
