@@ -3,9 +3,14 @@
 1. make a synthetic card-transaction data set and write it to ``data/transactions.csv``;
 2. train a logistic regression and a gradient-boosting model on it;
 3. register both as versions of the model ``fraud``, with their metrics, parameters and lineage
-   (the data file's sha256, the git commit); the better one by ROC AUC becomes ``champion``,
-   the other ``challenger``;
-4. load ``models:/fraud@champion`` back, score a few transactions and print the results.
+   (the data file's sha256, the git commit): the logistic regression is the ``champion`` in
+   production, the gradient boosting the ``challenger`` that must earn its place;
+4. load ``models:/fraud@champion`` back, score a few transactions and print the results;
+5. run the challenger's release gates (``modelplane gate``): signature, ROC AUC on a holdout set
+   against the champion's, latency, and record the result on the version;
+6. serve the champion and call it over ``/predict`` and the Open Inference Protocol;
+7. roll the gated challenger out as a canary (10 % → 50 % → 100 %) under live traffic, each
+   step judged on measured evidence, to promotion.
 
 It runs on modelplane's embedded defaults: a SQLite database and an artifact folder under
 ``$MODELPLANE_HOME`` (default ``./.modelplane``). Each run registers two new versions.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -44,6 +50,7 @@ from data import CATEGORIES, FEATURES, LABEL, make_transactions, sha256_of, writ
 
 HERE = Path(__file__).parent
 DATA_FILE = HERE / "data" / "transactions.csv"
+HOLDOUT_FILE = HERE / "data" / "holdout.csv"
 MODEL_NAME = "fraud"
 TARGET_RECALL = 0.80
 RECALL_KEY = f"{int(TARGET_RECALL * 100)}_recall"  # metric names: precision_at_80_recall, …
@@ -268,8 +275,9 @@ def main() -> None:
             f"at {TARGET_RECALL:.0%} recall"
         )
 
-    # 3. register both; the better one by ROC AUC becomes champion, the other challenger
-    champion, challenger = sorted(candidates, key=lambda c: c.metrics["roc_auc"], reverse=True)
+    # 3. register both: the logistic regression is in production, the boosting challenges it
+    by_key = {c.key: c for c in candidates}
+    champion, challenger = by_key["logistic_regression"], by_key["gradient_boosting"]
     lineage: dict[str, Any] = {
         "data_sources": [{"uri": DATA_FILE.absolute().as_uri(), "hash": data_hash}],
         "code_commit": git_commit(),
@@ -303,13 +311,33 @@ def main() -> None:
         f"run {lineage['run_id'][:12]}"
     )
 
-    # 5. serve the champion and call it as a client would
+    # 5. the challenger's release gates, against the champion, on data it was not trained on
+    console.print()
+    console.rule("[bold]release gates")
+    X_test.assign(**{LABEL: y_test}).to_csv(HOLDOUT_FILE, index=False)
+    candidate = numbers[1]
+    gate = [
+        "gate", f"{MODEL_NAME}/{candidate}", "--holdout", shown(HOLDOUT_FILE), "--label", LABEL,
+        "--metric", "roc_auc", "--margin", "0.01", "--latency-budget-ms", "50",
+    ]
+    console.print(f"[dim]$ modelplane {' '.join(gate)}[/]")
+    gated = subprocess.run(
+        [sys.executable, "-m", "modelplane.cli.main", *gate], text=True, capture_output=True
+    )
+    console.print(gated.stdout.rstrip())
+    if gated.returncode != 0:
+        raise SystemExit(f"the challenger's gates failed: {gated.stderr.strip()}")
+
+    # 6-7. serve the champion, call it as a client would, then canary the challenger
     if os.environ.get("MODELPLANE_DEMO_SERVE", "1") != "0":
         from serve import serve_and_call
 
         console.print()
         console.rule("[bold]serving")
-        serve_and_call(MODEL_NAME, sample_transactions(), console)
+        traffic = X_test.head(2000).to_dict(orient="records")
+        serve_and_call(
+            MODEL_NAME, sample_transactions(), console, candidate=candidate, traffic=traffic
+        )
     console.print(f"done in {time.perf_counter() - started:.1f} s")
 
 

@@ -1,9 +1,11 @@
-"""Step 5 of the demo: serve the champion, call it as clients would, read the metrics, stop.
+"""Steps 6 and 7 of the demo: serve the champion, call it as clients would, run a canary, stop.
 
 Starts ``modelplane serve --model fraud@champion`` (the same command a user runs), waits for
 readiness, sends the hand-picked transactions through ``POST /predict`` and one request in the
-Open Inference Protocol, prints the answers and a few of the server's own metrics, then stops
-it with SIGTERM (graceful: in-flight requests finish first).
+Open Inference Protocol, prints the answers and a few of the server's own metrics. Then, while
+a few client threads keep sending transactions, ``modelplane rollout start … --wait`` moves the
+gated candidate through its canary steps to promotion, printing each step's decision. Finally
+it stops the server with SIGTERM (graceful: in-flight requests finish first).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -40,12 +44,66 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def serve_and_call(model: str, sample: pd.DataFrame, console: Console) -> None:
+def _traffic(base: str, model: str, rows: list[dict[str, Any]], stop: threading.Event,
+             seen: Counter[tuple[int, int]], worker: int) -> None:
+    """One client: transactions of many cards (unit ids), until ``stop``; counts answers."""
+    i = worker
+    with httpx.Client(base_url=base, timeout=10) as http:
+        while not stop.is_set():
+            row = rows[i % len(rows)]
+            reply = http.post("/predict", json={"model": model, "inputs": [row],
+                                                "unit_id": f"card-{i % 5000}"})
+            seen[(reply.status_code, reply.json().get("version", 0))] += 1
+            i += 8
+
+
+def canary(base: str, model: str, candidate: int, rows: list[dict[str, Any]],
+           console: Console) -> None:
+    """Roll ``candidate`` out against the champion under live traffic, printing each step."""
+    cmd = ["rollout", "start", model, "--candidate", str(candidate), "--steps", "10,50,100",
+           "--step-duration", "2s", "--min-requests", "200", "--max-error-rate", "0.01",
+           "--max-latency-ratio", "3", "--interval", "0.5s", "--wait"]
+    console.print(f"[dim]$ modelplane {' '.join(cmd)}[/]")
+    stop = threading.Event()
+    seen: Counter[tuple[int, int]] = Counter()
+    clients = [threading.Thread(target=_traffic, args=(base, model, rows, stop, seen, w))
+               for w in range(4)]
+    for thread in clients:
+        thread.start()
+    try:
+        result = subprocess.run([sys.executable, "-m", "modelplane.cli.main", *cmd],
+                                env=dict(os.environ), text=True, capture_output=True,
+                                timeout=300)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+    for line in result.stdout.splitlines():
+        console.print(f"  {line}")
+    if result.returncode != 0:
+        raise RuntimeError(f"the canary did not promote (exit {result.returncode}): "
+                           f"{result.stderr.strip()[-2000:]}")
+    failed = sum(n for (status, _), n in seen.items() if status != 200)
+    by_version = Counter[int]()
+    for (status, version), n in seen.items():
+        if status == 200:
+            by_version[version] += n
+    console.print(f"clients during the canary: {sum(seen.values()):,} requests, {failed} "
+                  f"failed; answered by " + ", ".join(
+                      f"version {v}: {n:,}" for v, n in sorted(by_version.items())))
+
+
+def serve_and_call(model: str, sample: pd.DataFrame, console: Console,
+                   candidate: int | None = None,
+                   traffic: list[dict[str, Any]] | None = None) -> None:
     port, grpc_port = _free_port(), _free_port()
     cmd = [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(port),
-           "--grpc-port", str(grpc_port), "--model", f"{model}@champion", "--no-access-log"]
+           "--grpc-port", str(grpc_port), "--model", f"{model}@champion", "--no-access-log",
+           "--poll-interval", "0.5", "--no-controller"]
     console.print(f"[dim]$ modelplane serve --model {model}@champion --port {port} "
-                  f"--grpc-port {grpc_port}[/]")
+                  f"--grpc-port {grpc_port} --poll-interval 0.5 --no-controller[/]")
+    console.print("[dim]  (--no-controller: this demo drives its canary in the foreground "
+                  "with rollout start --wait; by default every server drives canaries)[/]")
     started = time.perf_counter()
     server = subprocess.Popen(cmd, env=dict(os.environ), stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -90,15 +148,21 @@ def serve_and_call(model: str, sample: pd.DataFrame, console: Console) -> None:
             for _ in range(50):
                 http.post("/predict", json={"model": model, "inputs": records[:1]})
             metrics = http.get("/metrics").text
-        requests = _metric(metrics, "modelplane_requests_total")
-        seconds = _metric(metrics, "modelplane_request_duration_seconds_sum")
-        batches = _metric(metrics, "modelplane_batch_size_rows_count")
-        rows = _metric(metrics, "modelplane_batch_size_rows_sum")
-        console.print(
-            f"metrics: {requests:.0f} requests, mean latency "
-            f"{1000 * seconds / max(requests, 1):.2f} ms, {batches:.0f} batches of "
-            f"{rows / max(batches, 1):.1f} rows on average"
-        )
+            requests = _metric(metrics, "modelplane_requests_total")
+            seconds = _metric(metrics, "modelplane_request_duration_seconds_sum")
+            batches = _metric(metrics, "modelplane_batch_size_rows_count")
+            rows = _metric(metrics, "modelplane_batch_size_rows_sum")
+            console.print(
+                f"metrics: {requests:.0f} requests, mean latency "
+                f"{1000 * seconds / max(requests, 1):.2f} ms, {batches:.0f} batches of "
+                f"{rows / max(batches, 1):.1f} rows on average"
+            )
+            if candidate is not None:
+                console.print()
+                console.rule("[bold]canary")
+                canary(base, model, candidate, traffic or records, console)
+                after = http.post("/predict", json={"model": model, "inputs": records[:1]})
+                console.print(f"{model} is now answered by version {after.json()['version']}")
     finally:
         server.send_signal(signal.SIGTERM)
         try:

@@ -601,6 +601,7 @@ def create_serving_app(
         controller: asyncio.Task[None] | None = None
         try:
             await pool.start()
+            _limit_model_threads()
             await router.start()
             if opts.controller:
                 controller = asyncio.create_task(
@@ -729,3 +730,19 @@ def factory() -> ServingApp:
     """For ``uvicorn --factory`` workers: options come from ``MODELPLANE_SERVE_OPTIONS``."""
     raw = os.environ.get("MODELPLANE_SERVE_OPTIONS")
     return create_serving_app(options=ServeOptions.from_json(raw) if raw else None)
+
+
+def _limit_model_threads() -> None:
+    """Hold native thread pools (OpenMP, BLAS) to ``OMP_NUM_THREADS`` (``serve`` sets it).
+
+    The environment variable reaches libraries loaded after it is set; this reaches those a
+    model loaded before (see ``modelplane serve --model-threads``).
+    """
+    raw = os.environ.get("OMP_NUM_THREADS", "")
+    if not raw.isdigit() or int(raw) < 1:
+        return
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    except ImportError:  # comes with scikit-learn; without it there is nothing to limit
+        return
+    threadpool_limits(limits=int(raw))

@@ -16,8 +16,12 @@ baseline's are the current step's, or all steps' when the step sent it too littl
    on, so a badly broken candidate is stopped long before the minimum sample — or when it is
    above the limit and significantly above the baseline's (one-sided two-proportion z-test).
 2. **Roll back** when, with at least ``min_requests`` successful candidate requests, its p99
-   latency exceeds ``max_latency_ratio`` × the baseline's p99 and the baseline's p99 plus
-   :data:`LATENCY_SLACK_MS` (sub-millisecond models jitter by more than any ratio).
+   latency is significantly above the allowed ``max_latency_ratio`` × the baseline's p99 (and
+   at least :data:`LATENCY_SLACK_MS` above it: sub-millisecond models jitter by more than any
+   ratio). The test is on the quantile itself: if the candidate's p99 were within the bound, at
+   most 1 % of its requests would be slower than the bound; a one-sided binomial test of the
+   share that is slower (``p < alpha``) decides, so two unlucky outliers in a small sample do
+   not roll a healthy candidate back.
 3. **Roll back** when labels have arrived for both arms (outcomes, at least
    :data:`EARLY_REQUESTS` each) and the candidate's accuracy/reward is significantly lower.
 4. **Hold** until the candidate has ``min_requests`` requests in this step and the step has
@@ -40,7 +44,7 @@ from typing import Any, Literal, Protocol
 from modelplane.core.clock import utcnow
 from modelplane.errors import Conflict, RolloutNotFound
 from modelplane.traffic.commands import DecideRollout
-from modelplane.traffic.live import Counters
+from modelplane.traffic.live import Counters, slower_than
 from modelplane.traffic.model import Rollout
 from modelplane.traffic.views import BASELINE, CANDIDATE, TrafficViews
 
@@ -216,11 +220,18 @@ class RolloutController:
         ):
             ratio = cand_p99 / base_p99 if base_p99 > 0 else 1.0
             evidence["latency_ratio"] = round(ratio, 4)
-            if ratio > rollout.max_latency_ratio and cand_p99 > base_p99 + LATENCY_SLACK_MS:
+            bound = max(rollout.max_latency_ratio * base_p99, base_p99 + LATENCY_SLACK_MS)
+            slower = slower_than(cand.buckets, bound)
+            p_slow = _binomial_greater(slower, ok, 0.01)
+            evidence["latency_bound_ms"] = round(bound, 4)
+            evidence["slower_than_bound"] = slower
+            evidence["p_p99_above_bound"] = round(p_slow, 6)
+            if p_slow < alpha:
                 return decision(
                     "rollback",
                     f"p99 latency {cand_p99:.2f} ms is {ratio:.2f}× the baseline's "
-                    f"{base_p99:.2f} ms (limit {rollout.max_latency_ratio:g}×)",
+                    f"{base_p99:.2f} ms (limit {rollout.max_latency_ratio:g}×): {slower} of "
+                    f"{ok} requests slower than {bound:.2f} ms (binomial test p={p_slow:.2g})",
                 )
 
         if cand.outcome_n >= EARLY_REQUESTS and base.outcome_n >= EARLY_REQUESTS:
@@ -314,14 +325,17 @@ class RolloutController:
     ) -> Rollout:
         """Drive ``model``'s latest rollout until it is promoted, rolled back or aborted.
 
-        ``on_decision`` sees every move, and a hold whenever its reason changes kind.
+        ``on_decision`` sees every move this controller made, and a hold whenever its reason
+        changes kind (a move another controller made first is not reported as its own).
         """
         last_hold = ""
         while True:
             rollout = self._views.latest_rollout(model)
             if rollout.status != "running" or (should_stop is not None and should_stop()):
                 return rollout
-            decision = self.step(rollout)
+            decision = self.evaluate(rollout)
+            if not self.apply(decision):
+                continue  # another controller moved it first: look again
             if on_decision is not None:
                 kind = decision.reason.split(":")[0].split(";")[0]
                 if decision.action != "hold" or kind != last_hold:

@@ -19,6 +19,7 @@ __all__ = [
     "bucket_upper_ms",
     "latency_bucket",
     "quantile_ms",
+    "slower_than",
 ]
 
 _BASE_MS = 0.01
@@ -50,6 +51,11 @@ def quantile_ms(buckets: dict[int, int], q: float) -> float | None:
         if seen >= rank:
             return bucket_upper_ms(b)
     return bucket_upper_ms(max(buckets))
+
+
+def slower_than(buckets: dict[int, int], bound_ms: float) -> int:
+    """How many recorded latencies are certainly above ``bound_ms`` (whole buckets above it)."""
+    return sum(n for b, n in buckets.items() if b > 0 and bucket_upper_ms(b - 1) >= bound_ms)
 
 
 @dataclass
