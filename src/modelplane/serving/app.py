@@ -253,10 +253,8 @@ async def infer(request: Request, state: ServingState) -> Response:
     )
 
 
-# -- the plain route for people ------------------------------------------------------------------
-@_observed("predict", oip_errors=False)
-async def predict(request: Request, state: ServingState) -> Response:
-    state.authorize(request, "read")
+async def _json_object(request: Request, state: ServingState) -> dict[str, Any]:
+    """The body as a JSON object (size-limited; 400 when it is not one)."""
     body = await _body(request, state.max_body)
     try:
         doc = orjson.loads(body)
@@ -264,6 +262,14 @@ async def predict(request: Request, state: ServingState) -> Response:
         raise MalformedRequest("the body is not valid JSON", field="body") from None
     if not isinstance(doc, dict):
         raise MalformedRequest("the body must be a JSON object", field="body")
+    return doc
+
+
+# -- the plain route for people ------------------------------------------------------------------
+@_observed("predict", oip_errors=False)
+async def predict(request: Request, state: ServingState) -> Response:
+    state.authorize(request, "read")
+    doc = await _json_object(request, state)
     model = doc.get("model")
     if not isinstance(model, str):
         raise InvalidInput("'model' is required: a model name or reference", field="model")
@@ -331,13 +337,7 @@ async def feedback(request: Request, state: ServingState) -> Response:
     """``{"request_id": …, "label": number|bool}`` or ``{"request_id": …, "reward": number}``:
     the outcome of one prediction, counted for its variant and stored (202)."""
     state.authorize(request, "read")  # the rule of the prediction routes it follows
-    body = await _body(request, state.max_body)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedRequest("the body is not valid JSON", field="body") from None
-    if not isinstance(doc, dict):
-        raise MalformedRequest("the body must be a JSON object", field="body")
+    doc = await _json_object(request, state)
     request_id = doc.get("request_id")
     if not isinstance(request_id, str) or not 0 < len(request_id) <= 200:
         raise InvalidInput(
