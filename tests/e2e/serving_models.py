@@ -40,3 +40,12 @@ def deliberate_sums(batch: Any) -> np.ndarray[Any, Any]:
     if (array < 0).any():
         raise ValueError("negative input")
     return array.sum(axis=1)
+
+
+def fails_one_in_five(batch: Any) -> np.ndarray[Any, Any]:
+    """Row sums, but a row whose first value is above the normal's 80th percentile fails:
+    about 20 % of requests of standard-normal rows (a candidate a canary must roll back)."""
+    array = np.asarray(batch, dtype=np.float64)
+    if (array[:, 0] > 0.8416).any():
+        raise RuntimeError("candidate bug")
+    return array.sum(axis=1)
