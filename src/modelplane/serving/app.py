@@ -45,7 +45,7 @@ from modelplane.errors import (
 )
 from modelplane.serving import accesslog, oip, tracing
 from modelplane.serving.delivery import TrafficRouter, run_controller
-from modelplane.serving.metrics import ServingMetrics
+from modelplane.serving.metrics import ServingMetrics, mark_process_dead
 from modelplane.serving.options import ServeOptions
 from modelplane.serving.pool import ModelPool, ServedModel
 from modelplane.serving.predlog import PredictionLog
@@ -640,6 +640,9 @@ def create_serving_app(
                 executor.shutdown(wait=False, cancel_futures=True)
             if own_platform:
                 await run_in_threadpool(plat.close)
+            # With --workers N, uvicorn's supervisor cannot be told to do it: each worker
+            # retires its own live gauges (queue depth, bytes, in flight) as it exits.
+            mark_process_dead(os.getpid())
 
     app = FastAPI(
         title="modelplane", version=__version__, description=DESCRIPTION, lifespan=lifespan

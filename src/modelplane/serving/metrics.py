@@ -19,7 +19,7 @@ increment. Names::
 ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder *before* the workers import prometheus_client
 (the library picks its storage at import time). Each worker then writes its values to
 memory-mapped files there, :meth:`ServingMetrics.render` aggregates the files of every worker,
-and the parent calls :func:`mark_process_dead` when a worker exits. Gauges aggregate as the
+and each worker calls :func:`mark_process_dead` for itself as it shuts down. Gauges aggregate as the
 sum over live workers (queue depth, bytes, in-flight) or their maximum (breaker state: the
 worst worker's view).
 """
