@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from modelplane import __version__
-from modelplane.api import routes_events, routes_registry, security
+from modelplane.api import routes_delivery, routes_events, routes_registry, security
 from modelplane.api.errors import add_error_handlers
 from modelplane.bootstrap import Platform, bootstrap
 from modelplane.config import Settings
@@ -24,18 +24,25 @@ __all__ = ["API_PREFIX", "DESCRIPTION", "create_app", "include_routers"]
 API_PREFIX = "/api/v1"
 
 DESCRIPTION = """\
-The modelplane registry: models, immutable versions, aliases, tags and the event log.
+The modelplane registry: models, immutable versions, aliases, tags and the event log; and
+safe delivery (tag `delivery`): experiments (A/B/n, bandit, shadow) with their report, canary
+rollouts with their live state, and blue-green deploys with rollback.
 
 * **Auth**: `Authorization: Bearer <token>` (create one with `modelplane tokens create`).
-  Writes need scope `write`; reads need `read` only when `require_auth` is set.
+  Registry writes need scope `write`, delivery writes scope `admin`; reads need `read` only
+  when `require_auth` is set.
+* **Gates**: a rollout or deploy takes a version whose release gates passed already
+  (`modelplane gate MODEL/N`, or `modelplane deploy`, which runs them first); otherwise it is
+  refused with 409 `gate_blocked` unless `force` is given (and recorded).
 * **Errors** are always `{"error": {"code", "message", "field"}}`.
 * **Lists** are cursor-paginated: pass `next_cursor` back as `?cursor=` until it is null.
 """
 
 
 def include_routers(app: FastAPI, *, prefix: str = API_PREFIX) -> None:
-    """Mount the registry, events and tokens routers on ``app`` under ``prefix``."""
+    """Mount the registry, events, delivery and tokens routers on ``app`` under ``prefix``."""
     app.include_router(routes_registry.router, prefix=prefix)
+    app.include_router(routes_delivery.router, prefix=prefix)
     app.include_router(routes_events.router, prefix=prefix)
     app.include_router(security.router, prefix=prefix)
 

@@ -1,0 +1,483 @@
+"""Safe-delivery routes: experiments (A/B/n, bandit, shadow), canary rollouts, blue-green deploys.
+
+The admin side of delivery over REST, next to the CLI's ``experiments``, ``rollout`` and
+``deploy`` commands. Writes go through the message bus (:class:`~modelplane.client.Client`) and
+need a token of scope ``admin``; reads go through ``platform.traffic`` and follow
+``require_read``. Every refusal is an error of the one JSON shape and changes nothing: the
+handlers check every rule inside one transaction and commit state and events together.
+
+Release gates are not run here: they load the model and may take minutes, and the gate runner
+belongs to the CLI. ``POST /models/{name}/deployments`` and ``/rollouts`` require the version's
+gates to have passed already (``modelplane gate MODEL/N`` records the result; ``modelplane
+deploy`` runs the gates first), else 409 ``gate_blocked`` unless ``force`` (recorded).
+
+Routes are plain ``def``: FastAPI runs them in its thread pool, so the database calls and the
+experiment report (which reads the Parquet prediction log) never block the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import Path as PathParam
+
+from modelplane.api.errors import error_docs
+from modelplane.api.schemas import MAX_VERSION
+from modelplane.api.schemas_delivery import (
+    DeployBody,
+    DeploymentList,
+    DeploymentOut,
+    ExperimentCreate,
+    ExperimentList,
+    ExperimentOut,
+    ExperimentReportOut,
+    ReasonBody,
+    RolloutList,
+    RolloutOut,
+    RolloutStart,
+    RolloutStatusOut,
+    deployment_dict,
+    experiment_dict,
+    rollout_dict,
+)
+from modelplane.api.security import PlatformDep, require_admin, require_read
+from modelplane.auth.model import Token
+from modelplane.bootstrap import Platform
+from modelplane.client import Client
+from modelplane.core.names import validate_name
+from modelplane.errors import InvalidInput, ModelNotFound
+from modelplane.traffic.model import Experiment
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["delivery"])
+
+ReadAccess = Annotated[Token | None, Depends(require_read)]
+AdminAccess = Annotated[Token, Depends(require_admin)]
+
+ModelName = Annotated[str, PathParam(description="Model name.", max_length=128)]
+ExperimentName = Annotated[str, PathParam(description="Experiment name.", max_length=128)]
+ModelFilter = Annotated[
+    str | None, Query(max_length=128, description="Only this model's (a model name).")
+]
+Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many, newest first.")]
+
+_READ_ERRORS = error_docs(401, 403, 404, 422)
+_WRITE_ERRORS = error_docs(400, 401, 403, 404, 409, 422)
+_SHADOW_ARM = "shadow"
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _model(name: str, *, field: str = "name") -> str:
+    return validate_name(name, field=field)
+
+
+def _existing(platform: Platform, name: str, *, field: str = "name") -> str:
+    """A valid name of a registered model (404 otherwise, before any reference is resolved)."""
+    try:
+        platform.registry.get_model(_model(name, field=field))
+    except ModelNotFound as exc:
+        raise ModelNotFound(exc.message, field=field) from None
+    return name
+
+
+def _filter(model: str | None) -> str | None:
+    return None if model is None else validate_name(model, field="query.model")
+
+
+def _version_of(platform: Platform, model: str, ref: int | str, *, field: str) -> int:
+    """A version number of ``model`` from 3, "3", "fraud/3", "fraud@challenger", "models:/…".
+
+    A number is checked by the command (404 when the model has no such version); a reference
+    must name a version of ``model`` itself.
+    """
+    if isinstance(ref, int):
+        return ref
+    text = ref.strip()
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        if not 1 <= number <= MAX_VERSION:
+            raise InvalidInput(
+                f"{field}: version must be between 1 and {MAX_VERSION}, got {text}", field=field
+            )
+        return number
+    try:
+        found = platform.registry.resolve(text)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, field=field) from None
+    if found.model != model:
+        raise InvalidInput(
+            f"{field}: {ref!r} is a version of {found.model!r}, not of {model!r}", field=field
+        )
+    return found.version
+
+
+# -- experiments ---------------------------------------------------------------------------
+@router.post(
+    "/experiments",
+    status_code=201,
+    response_model=ExperimentOut,
+    responses=_WRITE_ERRORS,
+    summary="Create an experiment (admin)",
+)
+def create_experiment(
+    request: Request,
+    response: Response,
+    platform: PlatformDep,
+    _: AdminAccess,
+    body: Annotated[
+        ExperimentCreate,
+        Body(
+            examples=[
+                {
+                    "name": "ab1",
+                    "model": "fraud",
+                    "variants": [
+                        {"name": "a", "version": 3, "weight": 50},
+                        {"name": "b", "version": 4, "weight": 50},
+                    ],
+                    "metric": "accuracy",
+                },
+                {"name": "sh1", "model": "fraud", "kind": "shadow", "candidate": 4, "percent": 20},
+            ]
+        ),
+    ],
+) -> dict[str, Any]:
+    """A draft A/B/n split or shadow of a model; ``POST /experiments/{name}/start`` sends it
+    traffic. A split's ``variants`` are (name, version, weight %) with weights summing to 100,
+    the first the control; a shadow mirrors ``percent`` % of the requests to ``candidate`` off
+    the request path. 404 for an unknown model or version, 409 when the name is taken."""
+    validate_name(body.name, field="body.name")
+    model = _existing(platform, body.model, field="body.model")
+    options: dict[str, Any] = {
+        "metric": body.metric,
+        "mde": body.mde,
+        "alpha": body.alpha,
+        "power": body.power,
+        "bandit": body.bandit,
+    }
+    if body.kind == "shadow":
+        if body.variants is not None:
+            raise InvalidInput(
+                "a shadow takes candidate (and percent), not variants", field="body.variants"
+            )
+        if body.candidate is None:
+            raise InvalidInput("a shadow needs a candidate version", field="body.candidate")
+        version = _version_of(platform, model, body.candidate, field="body.candidate")
+        arms = {_SHADOW_ARM: (version, 100.0)}
+        options |= {
+            "kind": "shadow",
+            "shadow_percent": 100.0 if body.percent is None else body.percent,
+        }
+    else:
+        for extra in ("candidate", "percent"):
+            if getattr(body, extra) is not None:
+                raise InvalidInput(
+                    f'{extra} applies to a shadow (kind: "shadow") only', field=f"body.{extra}"
+                )
+        if not body.variants:
+            raise InvalidInput(
+                "a split needs variants: [{name, version, weight}, …] (two or more)",
+                field="body.variants",
+            )
+        names = [v.name for v in body.variants]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise InvalidInput(
+                    f"duplicate variant name {name!r}", field=f"body.variants[{i}].name"
+                )
+        arms = {
+            v.name: (
+                _version_of(platform, model, v.version, field=f"body.variants[{i}].version"),
+                v.weight,
+            )
+            for i, v in enumerate(body.variants)
+        }
+    experiment = Client(platform=platform).create_experiment(body.name, model, arms, **options)
+    response.headers["Location"] = f"{request.url.path}/{experiment.name}"
+    return experiment_dict(experiment)
+
+
+@router.get(
+    "/experiments",
+    response_model=ExperimentList,
+    responses=_READ_ERRORS,
+    summary="List experiments",
+)
+def list_experiments(
+    platform: PlatformDep,
+    _: ReadAccess,
+    model: ModelFilter = None,
+    status: Annotated[Literal["draft", "running", "paused", "stopped"] | None, Query()] = None,
+) -> dict[str, Any]:
+    """Experiments, newest first, filtered by model and status."""
+    found = platform.traffic.list_experiments(model=_filter(model), status=status)
+    return {"experiments": [experiment_dict(e) for e in found]}
+
+
+def _experiment(platform: Platform, name: str) -> Experiment:
+    validate_name(name)
+    return platform.traffic.get_experiment(name)
+
+
+@router.get(
+    "/experiments/{name}",
+    response_model=ExperimentOut,
+    responses=_READ_ERRORS,
+    summary="Get an experiment",
+)
+def get_experiment(name: ExperimentName, platform: PlatformDep, _: ReadAccess) -> dict[str, Any]:
+    return experiment_dict(_experiment(platform, name))
+
+
+def _action(platform: Platform, name: str, action: str) -> dict[str, Any]:
+    validate_name(name)
+    return experiment_dict(Client(platform=platform).experiment_action(name, action))
+
+
+@router.post(
+    "/experiments/{name}/start",
+    response_model=ExperimentOut,
+    responses=_WRITE_ERRORS,
+    summary="Start or resume an experiment (admin)",
+)
+def start_experiment(name: ExperimentName, platform: PlatformDep, _: AdminAccess) -> dict[str, Any]:
+    """Route the model's traffic by the experiment (a shadow: mirror it). 409 when a rollout
+    or another split already routes the model, or the experiment is stopped."""
+    return _action(platform, name, "start")
+
+
+@router.post(
+    "/experiments/{name}/pause",
+    response_model=ExperimentOut,
+    responses=_WRITE_ERRORS,
+    summary="Pause an experiment (admin)",
+)
+def pause_experiment(name: ExperimentName, platform: PlatformDep, _: AdminAccess) -> dict[str, Any]:
+    """Traffic goes back to the champion; the counts are kept. 409 unless running."""
+    return _action(platform, name, "pause")
+
+
+@router.post(
+    "/experiments/{name}/stop",
+    response_model=ExperimentOut,
+    responses=_WRITE_ERRORS,
+    summary="Stop an experiment for good (admin)",
+)
+def stop_experiment(name: ExperimentName, platform: PlatformDep, _: AdminAccess) -> dict[str, Any]:
+    """Stopping twice is a no-op; the report stays readable."""
+    return _action(platform, name, "stop")
+
+
+@router.get(
+    "/experiments/{name}/report",
+    response_model=ExperimentReportOut,
+    responses=_READ_ERRORS,
+    summary="The statistics of an experiment",
+)
+def experiment_report(name: ExperimentName, platform: PlatformDep, _: ReadAccess) -> dict[str, Any]:
+    """Per variant, against the control, and a verdict (``modelplane experiments report``).
+
+    Outcomes come from the stored feedback joined with the prediction log, or from the
+    outcome sums the serving replicas keep in the counters when those hold more.
+    """
+    from modelplane.traffic.report import experiment_report as build
+    from modelplane.traffic.report import load_outcomes
+
+    experiment = _experiment(platform, name)
+    views = platform.traffic
+    counters = views.experiment_counters(experiment)
+    outcomes: dict[str, list[float]] | None = None
+    if experiment.kind == "split":
+        loaded = load_outcomes(
+            views, experiment, prediction_log=platform.settings.resolved_prediction_log
+        )
+        loaded_n = sum(len(values) for values in loaded.values())
+        if loaded_n > 0 and loaded_n >= sum(c.outcome_n for c in counters.values()):
+            outcomes = loaded
+    return build(experiment, counters, outcomes).to_dict()
+
+
+# -- canary rollouts -----------------------------------------------------------------------
+@router.post(
+    "/models/{name}/rollouts",
+    status_code=201,
+    response_model=RolloutOut,
+    responses=_WRITE_ERRORS,
+    summary="Start a canary rollout (admin)",
+)
+def start_rollout(
+    name: ModelName,
+    request: Request,
+    response: Response,
+    platform: PlatformDep,
+    _: AdminAccess,
+    body: Annotated[
+        RolloutStart,
+        Body(examples=[{"candidate": 4, "steps": [5, 25, 50, 100], "step_duration_s": 300}]),
+    ],
+) -> dict[str, Any]:
+    """The candidate takes ``steps[0]`` % of the model's traffic against its champion; the
+    controller of the serving replicas advances, promotes or rolls it back.
+
+    The candidate's release gates must have passed already (``modelplane gate``), else 409
+    ``gate_blocked`` unless ``force`` (recorded). 409 also when the model has no champion, or
+    a rollout or split already routes it; 404 for an unknown model or version.
+    """
+    model = _existing(platform, name)
+    candidate = _version_of(platform, model, body.candidate, field="body.candidate")
+    rollout = Client(platform=platform).start_rollout(
+        model,
+        candidate,
+        steps=tuple(body.steps),
+        step_duration_s=body.step_duration_s,
+        min_requests=body.min_requests,
+        max_error_rate=body.max_error_rate,
+        max_latency_ratio=body.max_latency_ratio,
+        alpha=body.alpha,
+        force=body.force,
+    )
+    response.headers["Location"] = request.url.path.removesuffix("s")  # …/rollout
+    return rollout_dict(rollout)
+
+
+@router.get(
+    "/rollouts",
+    response_model=RolloutList,
+    responses=_READ_ERRORS,
+    summary="List rollouts",
+)
+def list_rollouts(
+    platform: PlatformDep,
+    _: ReadAccess,
+    model: ModelFilter = None,
+    status: Annotated[
+        Literal["running", "promoted", "rolled_back", "aborted"] | None, Query()
+    ] = None,
+    limit: Limit = 50,
+) -> dict[str, Any]:
+    """Rollouts, newest first, filtered by model and status."""
+    found = platform.traffic.list_rollouts(model=_filter(model), status=status, limit=limit)
+    return {"rollouts": [rollout_dict(r) for r in found]}
+
+
+@router.get(
+    "/models/{name}/rollout",
+    response_model=RolloutStatusOut,
+    responses=_READ_ERRORS,
+    summary="The model's latest rollout and its live state",
+)
+def rollout_status(name: ModelName, platform: PlatformDep, _: ReadAccess) -> dict[str, Any]:
+    """The latest rollout, the candidate and baseline counters of its current step and of all
+    steps, and what the canary controller would decide now (while it runs)."""
+    from modelplane.traffic.controller import RolloutController
+
+    model = _existing(platform, name)  # an unknown model is named as such
+    views = platform.traffic
+    rollout = views.latest_rollout(model)
+    step = views.rollout_counters(rollout)
+    totals = views.rollout_totals(rollout)
+    decision = None
+    if rollout.status == "running":
+        decision = RolloutController(platform.bus, views).evaluate(rollout).to_dict()
+    return rollout_dict(rollout) | {
+        "step_counters": {k: v.to_dict() for k, v in step.items()},
+        "totals": {k: v.to_dict() for k, v in totals.items()},
+        "next_decision": decision,
+    }
+
+
+@router.post(
+    "/models/{name}/rollout/promote",
+    response_model=RolloutOut,
+    responses=_WRITE_ERRORS,
+    summary="Promote the running rollout now (admin)",
+)
+def promote_rollout(
+    name: ModelName,
+    platform: PlatformDep,
+    _: AdminAccess,
+    body: Annotated[ReasonBody | None, Body(examples=[{"reason": "looks good"}])] = None,
+) -> dict[str, Any]:
+    """The ``champion`` alias moves to the candidate at once (recorded as manual). 404 when no
+    rollout of the model is running."""
+    model = _model(name)
+    reason = (body.reason if body is not None else None) or "promoted by hand"
+    rollout = Client(platform=platform).decide_rollout(model, "promote", reason=reason, manual=True)
+    return rollout_dict(rollout)
+
+
+@router.post(
+    "/models/{name}/rollout/abort",
+    response_model=RolloutOut,
+    responses=_WRITE_ERRORS,
+    summary="Abort the running rollout (admin)",
+)
+def abort_rollout(
+    name: ModelName,
+    platform: PlatformDep,
+    _: AdminAccess,
+    body: Annotated[ReasonBody | None, Body(examples=[{"reason": "bad feedback"}])] = None,
+) -> dict[str, Any]:
+    """All traffic goes back to the champion. 404 when no rollout of the model is running."""
+    model = _model(name)
+    reason = (body.reason if body is not None else None) or "aborted by hand"
+    return rollout_dict(Client(platform=platform).abort_rollout(model, reason))
+
+
+# -- blue-green deployments ----------------------------------------------------------------
+@router.post(
+    "/models/{name}/deployments",
+    status_code=201,
+    response_model=DeploymentOut,
+    responses=_WRITE_ERRORS,
+    summary="Blue-green deploy a version (admin)",
+)
+def deploy(
+    name: ModelName,
+    platform: PlatformDep,
+    _: AdminAccess,
+    body: Annotated[DeployBody, Body(examples=[{"version": 5, "keep_blue_s": 600}])],
+) -> dict[str, Any]:
+    """Move the ``champion`` alias to ``version`` at once; serving replicas keep the previous
+    champion (blue) loaded ``keep_blue_s`` seconds so a rollback is instant.
+
+    The release gates are **not** run here: the version's gates must have passed already
+    (``modelplane gate MODEL/N``; ``modelplane deploy`` runs them first), else 409
+    ``gate_blocked`` unless ``force`` (recorded). 409 also when it is already the champion or a
+    rollout or split routes the model; 404 for an unknown model or version.
+    """
+    model = _existing(platform, name)
+    version = _version_of(platform, model, body.version, field="body.version")
+    deployment = Client(platform=platform).deploy(
+        model, version, keep_blue_s=body.keep_blue_s, force=body.force
+    )
+    return deployment_dict(deployment)
+
+
+@router.post(
+    "/models/{name}/deployments/rollback",
+    response_model=DeploymentOut,
+    responses=_WRITE_ERRORS,
+    summary="Roll the last deployment back (admin)",
+)
+def rollback_deploy(name: ModelName, platform: PlatformDep, _: AdminAccess) -> dict[str, Any]:
+    """The ``champion`` goes back to the version the last deploy replaced (blue). 409 when
+    there is nothing to roll back or the champion moved since."""
+    model = _model(name)
+    return deployment_dict(Client(platform=platform).rollback_deploy(model))
+
+
+@router.get(
+    "/deployments",
+    response_model=DeploymentList,
+    responses=_READ_ERRORS,
+    summary="List deployments",
+)
+def list_deployments(
+    platform: PlatformDep, _: ReadAccess, model: ModelFilter = None, limit: Limit = 50
+) -> dict[str, Any]:
+    """Blue-green deployments, newest first."""
+    found = platform.traffic.list_deployments(model=_filter(model), limit=limit)
+    return {"deployments": [deployment_dict(d) for d in found]}

@@ -1,0 +1,308 @@
+"""Bodies of the delivery routes (experiments, canary rollouts, blue-green deploys).
+
+Responses have the keys of the CLI's ``--json`` output (``modelplane experiments show --json``,
+``rollout status --json``, ``deploy list --json``); the serializers below build them from the
+domain objects, so the API never imports the CLI. Request bodies follow the rules of
+:mod:`modelplane.api.schemas`: unknown fields and NUL characters are refused, numbers must be
+finite, and values the database or a clock cannot hold are bounded at the edge (a 422, never a
+500 deeper in); the delivery rules themselves (weights summing to 100, increasing steps…) stay
+in the domain, which names the offending field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, FiniteFloat, StrictInt
+
+from modelplane.api.schemas import MAX_VERSION, RequestBody
+
+if TYPE_CHECKING:
+    from modelplane.traffic.model import Deployment, Experiment, Rollout
+
+__all__ = [
+    "MAX_DURATION_S",
+    "ArmOut",
+    "DeployBody",
+    "DeploymentList",
+    "DeploymentOut",
+    "ExperimentCreate",
+    "ExperimentList",
+    "ExperimentOut",
+    "ExperimentReportOut",
+    "ReasonBody",
+    "RolloutList",
+    "RolloutOut",
+    "RolloutStart",
+    "RolloutStatusOut",
+    "StepDecisionOut",
+    "VariantIn",
+    "VersionRef",
+    "deployment_dict",
+    "experiment_dict",
+    "rollout_dict",
+]
+
+#: Longest step duration or blue keep-alive accepted (one year): a clock cannot add more.
+MAX_DURATION_S = 365 * 24 * 3600.0
+#: Counters are 32-bit integers in the database.
+MAX_COUNT = 2**31 - 1
+
+VersionRef = Annotated[
+    Annotated[StrictInt, Field(ge=1, le=MAX_VERSION)]
+    | Annotated[str, Field(min_length=1, max_length=300)],
+    Field(
+        description="A version of the model: 3, or a reference such as fraud/3, "
+        "fraud@challenger or models:/fraud/3.",
+        examples=[3, "fraud@challenger"],
+    ),
+]
+Name = Annotated[str, Field(max_length=128, description="1-128 characters of a-z, 0-9, . _ -")]
+ExperimentStatus = Literal["draft", "running", "paused", "stopped"]
+RolloutStatus = Literal["running", "promoted", "rolled_back", "aborted"]
+
+
+# -- requests ------------------------------------------------------------------------------
+class VariantIn(RequestBody):
+    name: Name
+    version: VersionRef
+    weight: FiniteFloat = Field(ge=0, le=100, description="Percentage of the model's traffic.")
+
+
+class ExperimentCreate(RequestBody):
+    """A split (``variants``, weights summing to 100; the first is the control) or a shadow
+    (``kind: "shadow"``, ``candidate`` and ``percent``)."""
+
+    name: Name
+    model: Name
+    kind: Literal["split", "shadow"] = "split"
+    variants: list[VariantIn] | None = Field(
+        default=None, max_length=100, description="A split's arms (two or more)."
+    )
+    candidate: VersionRef | None = Field(default=None, description="A shadow's version.")
+    percent: FiniteFloat | None = Field(
+        default=None, gt=0, le=100, description="A shadow's share of mirrored requests (100)."
+    )
+    metric: Literal["accuracy", "reward"] = "accuracy"
+    mde: FiniteFloat = Field(default=0.02, description="Smallest difference worth detecting.")
+    alpha: FiniteFloat = Field(default=0.05, description="Significance level.")
+    power: FiniteFloat = Field(default=0.8, description="Power of the test.")
+    bandit: bool = Field(default=False, description="Thompson sampling over the arms.")
+
+
+class RolloutStart(RequestBody):
+    candidate: VersionRef
+    steps: list[StrictInt] = Field(
+        default_factory=lambda: [5, 25, 50, 100],
+        min_length=1,
+        max_length=100,
+        description="The candidate's weights in %, increasing, ending at 100.",
+    )
+    step_duration_s: FiniteFloat = Field(default=300.0, ge=0, le=MAX_DURATION_S)
+    min_requests: StrictInt = Field(default=500, ge=1, le=MAX_COUNT)
+    max_error_rate: FiniteFloat = Field(default=0.01, description="Between 0 and 1.")
+    max_latency_ratio: FiniteFloat = Field(
+        default=1.5, le=1000, description="Highest candidate p99 / baseline p99 (>= 1)."
+    )
+    alpha: FiniteFloat = Field(default=0.05, description="Significance of the tests.")
+    force: bool = Field(
+        default=False, description="Roll out a version whose gates did not pass (recorded)."
+    )
+
+
+class ReasonBody(RequestBody):
+    reason: str | None = Field(default=None, min_length=1, max_length=1000)
+
+
+class DeployBody(RequestBody):
+    version: VersionRef
+    strategy: Literal["blue-green"] = "blue-green"
+    keep_blue_s: FiniteFloat = Field(
+        default=600.0,
+        ge=0,
+        le=MAX_DURATION_S,
+        description="How long serving replicas keep the previous champion loaded.",
+    )
+    force: bool = Field(
+        default=False, description="Deploy a version whose gates did not pass (recorded)."
+    )
+
+
+# -- responses -----------------------------------------------------------------------------
+class ArmOut(BaseModel):
+    name: str
+    version: int
+    weight: float
+
+
+class ExperimentOut(BaseModel):
+    name: str
+    model: str
+    kind: Literal["split", "shadow"]
+    status: ExperimentStatus
+    variants: list[ArmOut]
+    metric: str
+    mde: float
+    alpha: float
+    power: float
+    bandit: bool
+    shadow_percent: float
+    subject: str = Field(description="Key of its live counters.")
+    created_at: datetime
+    started_at: datetime | None
+    stopped_at: datetime | None
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentOut] = Field(description="Newest first.")
+
+
+class ExperimentReportOut(BaseModel):
+    """The statistics of ``modelplane experiments report --json``."""
+
+    experiment: str
+    model: str
+    kind: str
+    status: str
+    metric: str
+    bandit: bool
+    mde: float
+    alpha: float
+    power: float
+    control: str
+    variants: list[dict[str, Any]]
+    comparisons: list[dict[str, Any]]
+    min_sample_size: int | None
+    sufficient: bool
+    srm: dict[str, Any] | None
+    srm_note: str
+    winner: str | None
+    summary: str
+
+
+class RolloutOut(BaseModel):
+    rollout: str = Field(description="model#id")
+    id: int | None
+    model: str
+    baseline: int
+    candidate: int
+    steps: list[int]
+    step: int = Field(description="Index of the current step in steps.")
+    weight: int = Field(description="The candidate's share of traffic now, in %.")
+    status: RolloutStatus
+    reason: str
+    forced: bool
+    step_duration_s: float
+    min_requests: int
+    max_error_rate: float
+    max_latency_ratio: float
+    alpha: float
+    created_at: datetime
+    updated_at: datetime
+    step_started_at: datetime
+
+
+class StepDecisionOut(BaseModel):
+    model: str
+    rollout: str
+    step: int
+    weight: int
+    action: Literal["advance", "promote", "rollback", "hold"]
+    reason: str
+    evidence: dict[str, Any]
+
+
+class RolloutStatusOut(RolloutOut):
+    step_counters: dict[str, dict[str, Any]] = Field(
+        description="candidate and baseline counters of the current step."
+    )
+    totals: dict[str, dict[str, Any]] = Field(description="The same over every step so far.")
+    next_decision: StepDecisionOut | None = Field(
+        description="What the canary controller would do now (null once it ended)."
+    )
+
+
+class RolloutList(BaseModel):
+    rollouts: list[RolloutOut] = Field(description="Newest first.")
+
+
+class DeploymentOut(BaseModel):
+    deployment: str = Field(description="model#id")
+    id: int | None
+    model: str
+    blue: int | None = Field(description="The previous champion (null: there was none).")
+    green: int = Field(description="The new champion.")
+    status: Literal["switched", "rolled_back"]
+    forced: bool
+    keep_until: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeploymentList(BaseModel):
+    deployments: list[DeploymentOut] = Field(description="Newest first.")
+
+
+# -- serializers (the CLI's --json shapes) ----------------------------------------------------
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def experiment_dict(experiment: Experiment) -> dict[str, Any]:
+    return {
+        "name": experiment.name,
+        "model": experiment.model,
+        "kind": experiment.kind,
+        "status": experiment.status,
+        "variants": [a.to_dict() for a in experiment.arms],
+        "metric": experiment.metric,
+        "mde": experiment.mde,
+        "alpha": experiment.alpha,
+        "power": experiment.power,
+        "bandit": experiment.bandit,
+        "shadow_percent": experiment.shadow_percent,
+        "subject": experiment.subject,
+        "created_at": _iso(experiment.created_at),
+        "started_at": _iso(experiment.started_at),
+        "stopped_at": _iso(experiment.stopped_at),
+    }
+
+
+def rollout_dict(rollout: Rollout) -> dict[str, Any]:
+    return {
+        "rollout": rollout.key,
+        "id": rollout.id,
+        "model": rollout.model,
+        "baseline": rollout.baseline,
+        "candidate": rollout.candidate,
+        "steps": list(rollout.steps),
+        "step": rollout.step_index,
+        "weight": rollout.weight,
+        "status": rollout.status,
+        "reason": rollout.reason,
+        "forced": rollout.forced,
+        "step_duration_s": rollout.step_duration_s,
+        "min_requests": rollout.min_requests,
+        "max_error_rate": rollout.max_error_rate,
+        "max_latency_ratio": rollout.max_latency_ratio,
+        "alpha": rollout.alpha,
+        "created_at": _iso(rollout.created_at),
+        "updated_at": _iso(rollout.updated_at),
+        "step_started_at": _iso(rollout.step_started_at),
+    }
+
+
+def deployment_dict(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "deployment": deployment.key,
+        "id": deployment.id,
+        "model": deployment.model,
+        "blue": deployment.blue,
+        "green": deployment.green,
+        "status": deployment.status,
+        "forced": deployment.forced,
+        "keep_until": _iso(deployment.keep_until),
+        "created_at": _iso(deployment.created_at),
+        "updated_at": _iso(deployment.updated_at),
+    }
