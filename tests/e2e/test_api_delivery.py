@@ -384,7 +384,7 @@ class TestExperiments:
                 },
                 422,
                 "invalid_input",
-                None,
+                "body.variants[0].version",
             ),
             (
                 {
@@ -412,7 +412,7 @@ class TestExperiments:
             ({"mde": 0}, 422, "invalid_input", "mde"),
             ({"power": "high"}, 422, "invalid_input", "body.power"),
             ({"colour": "red"}, 422, "invalid_input", "body.colour"),
-            ({"name": "x\x00"}, 422, "invalid_input", None),
+            ({"name": "x\x00"}, 422, "invalid_input", "body"),
         ],
     )
     def test_bad_input_is_refused_and_changes_nothing(
@@ -605,7 +605,10 @@ class TestRollouts:
             ("fraud", {"candidate": 99}, 404, "version_not_found", "version"),
             ("fraud", {"candidate": "fraud@ghost"}, 404, "alias_not_found", None),
             ("fraud", {"candidate": "other/1"}, 422, "invalid_input", "body.candidate"),
-            ("fraud", {"candidate": 0}, 422, "invalid_input", None),
+            ("fraud", {"candidate": 0}, 422, "invalid_input", "body.candidate"),
+            ("fraud", {"candidate": 2**40}, 422, "invalid_input", "body.candidate"),
+            ("fraud", {"candidate": True}, 422, "invalid_input", "body.candidate"),
+            ("fraud", {"candidate": ""}, 422, "invalid_input", "body.candidate"),
             ("fraud", {"candidate": 1}, 422, "invalid_input", "candidate"),
             ("fraud", {"candidate": 2, "steps": [5, 3, 100]}, 422, "invalid_input", "steps"),
             ("fraud", {"candidate": 2, "steps": [5, 50]}, 422, "invalid_input", "steps"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, FiniteFloat, StrictInt
+from pydantic import BaseModel, Field, FiniteFloat, PlainValidator, StrictInt
 
 from modelplane.api.schemas import MAX_VERSION, RequestBody
 
@@ -49,9 +49,27 @@ MAX_DURATION_S = 365 * 24 * 3600.0
 #: Counters are 32-bit integers in the database.
 MAX_COUNT = 2**31 - 1
 
+
+def _version_ref(value: Any) -> int | str:
+    """3 (a version number) or a non-empty reference text; anything else is refused here."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= MAX_VERSION:
+            raise ValueError(f"a version number must be between 1 and {MAX_VERSION}")
+        return value
+    if isinstance(value, str):
+        if not 1 <= len(value) <= 300:
+            raise ValueError("a version reference must have 1 to 300 characters")
+        return value
+    raise ValueError("expected a version number or a reference such as fraud/3 or fraud@challenger")
+
+
 VersionRef = Annotated[
-    Annotated[StrictInt, Field(ge=1, le=MAX_VERSION)]
-    | Annotated[str, Field(min_length=1, max_length=300)],
+    int | str,
+    PlainValidator(
+        _version_ref,
+        json_schema_input_type=Annotated[StrictInt, Field(ge=1, le=MAX_VERSION)]
+        | Annotated[str, Field(min_length=1, max_length=300)],
+    ),
     Field(
         description="A version of the model: 3, or a reference such as fraud/3, "
         "fraud@challenger or models:/fraud/3.",
