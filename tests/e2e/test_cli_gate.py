@@ -81,6 +81,20 @@ def test_saved_settings_are_used_by_later_runs(home: Path, holdout: Path,
     assert again.exit_code == 1  # the saved holdout check ran and failed
 
 
+def test_a_saved_relative_holdout_works_from_any_folder(
+    home: Path, holdout: Path, registered: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(holdout.parent)
+    first = run(home, "gate", "fraud/2", "--holdout", holdout.name, "--label", "is_fraud",
+                "--save")
+    assert first.exit_code == 0, first.stderr
+    saved = json.loads(registered.get_model("fraud").tags["gate.config"])
+    assert saved["holdout"] == str(holdout.absolute())
+    monkeypatch.chdir(home)
+    again = run(home, "gate", "fraud/2")
+    assert again.exit_code == 0, again.stdout + again.stderr
+
+
 def test_unknown_version_exits_2_with_one_line(home: Path, registered: Client) -> None:
     result = run(home, "gate", "fraud/9")
     assert result.exit_code == 2

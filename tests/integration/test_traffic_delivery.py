@@ -430,3 +430,32 @@ def test_a_controller_killed_mid_rollout_resumes_where_it_was(
     final = mp.platform.traffic.latest_rollout("fraud")
     assert final.status == "promoted"
     assert mp.get_model("fraud").aliases["champion"] == 2
+
+
+def test_a_models_events_include_its_rollouts_deployments_and_experiments(mp: Client) -> None:
+    mp.create_experiment("ab", "fraud", {"a": (1, 50), "b": (2, 50)})
+    mp.start_rollout("fraud", 2)
+    mp.abort_rollout("fraud")
+    mp.deploy("fraud", 2)
+    mp.platform.bus.handle(rc.RegisterVersion(model="other", flavor="sklearn", digest=DIGEST,
+                                              size=1, artifact_name="m.skops"))  # fmt: skip
+    page = mp.list_events(model="fraud", limit=100)
+    kinds = {(e.aggregate_type, e.type) for e in page.items}
+    assert ("experiment", "ExperimentCreated") in kinds
+    assert ("rollout", "RolloutStarted") in kinds
+    assert ("deployment", "DeploymentSwitched") in kinds
+    assert ("model", "AliasSet") in kinds
+    assert all(e.payload.get("model") in (None, "fraud") for e in page.items)
+    assert not [e for e in page.items if e.aggregate_id == "other"]
+
+
+def test_a_version_forced_past_its_gates_goes_through_recorded_as_forced(mp: Client) -> None:
+    mp.record_gate_result("fraud", 4, passed=False, forced=True)  # modelplane gate --force
+    rollout = mp.start_rollout("fraud", 4)  # no --force needed: the gate run was forced
+    assert rollout.forced
+    mp.abort_rollout("fraud")
+    deployment = mp.deploy("fraud", 3, force=True)  # failed gates, forced here
+    assert deployment.forced
+    assert events(mp.platform, "deployment")[-1][1]["forced"] is True
+    mp.rollback_deploy("fraud")
+    assert not mp.deploy("fraud", 2).forced  # passed: nothing forced

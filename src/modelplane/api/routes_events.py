@@ -11,7 +11,6 @@ from modelplane.api.schemas import EventPage
 from modelplane.api.security import PlatformDep, require_read
 from modelplane.auth.model import Token
 from modelplane.core.pagination import MAX_PAGE_SIZE
-from modelplane.errors import InvalidInput
 from modelplane.registry.model import validate_name
 
 __all__ = ["router"]
@@ -37,19 +36,13 @@ def list_events(
     cursor: Annotated[str | None, Query(max_length=1024, pattern=_NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
 ) -> dict[str, Any]:
-    """Events oldest first. ``model`` keeps one model's events (aggregate_type ``model``)."""
-    aggregate_id = None
+    """Events oldest first. ``model`` keeps everything about one model: its own events and
+    those of its rollouts, deployments and experiments."""
     if model is not None:
         validate_name(model, field="query.model")
-        if aggregate_type not in (None, "model"):
-            raise InvalidInput(
-                "model= filters model events; it cannot be combined with another aggregate_type",
-                field="query.aggregate_type",
-            )
-        aggregate_type, aggregate_id = "model", model
     page = platform.events.list_events(
         aggregate_type=aggregate_type,
-        aggregate_id=aggregate_id,
+        model=model,
         type=type,
         cursor=cursor,
         limit=limit,

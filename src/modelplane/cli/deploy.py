@@ -152,7 +152,7 @@ def switch(
             _as_dict(deployment)
             | {
                 "deployed": True,
-                "forced": deployment.forced or not report.passed,
+                "forced": deployment.forced,
                 "gates": report.to_dict() | {"passed": report.passed, "forced": not report.passed},
             }
         )

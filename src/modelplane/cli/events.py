@@ -38,7 +38,7 @@ def list_events(
     if model is not None:
         from modelplane.registry.model import validate_name
 
-        filters = {"aggregate_type": "model", "aggregate_id": validate_name(model)}
+        filters = {"model": validate_name(model)}
     page = st.client().list_events(type=type_, limit=limit, cursor=cursor, **filters)
     if st.wants_json(json_out):
         print_json({"events": [e.to_dict() for e in page.items], "next_cursor": page.next_cursor})

@@ -120,7 +120,7 @@ def run_release_gates(
     if raw:
         stored = json.loads(raw)
     given = {
-        "holdout": str(holdout) if holdout is not None else None,
+        "holdout": str(holdout.absolute()) if holdout is not None else None,  # saved: any cwd
         "label": label,
         "metric": metric,
         "margin": margin,

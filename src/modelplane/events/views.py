@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, or_, select
 
 from modelplane.core.clock import aware
 from modelplane.core.pagination import (
@@ -57,13 +57,30 @@ class EventViews:
         aggregate_type: str | None = None,
         aggregate_id: str | None = None,
         type: str | None = None,
+        model: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page[EventRecord]:
-        """Events oldest first; filter by aggregate (``model``, ``fraud``) or event type."""
+        """Events oldest first; filter by aggregate (``model``, ``fraud``) or event type.
+
+        ``model`` keeps everything about one model: its own events, and those of its rollouts
+        and deployments (``fraud#7``) and of the experiments that route it.
+        """
         check_limit(limit)
         e = t.events
         stmt = select(e)
+        if model is not None:
+            experiments = select(t.experiments.c.name).where(t.experiments.c.model == model)
+            stmt = stmt.where(
+                or_(
+                    and_(e.c.aggregate_type == "model", e.c.aggregate_id == model),
+                    and_(
+                        e.c.aggregate_type.in_(("rollout", "deployment")),
+                        e.c.aggregate_id.startswith(f"{model}#", autoescape=True),
+                    ),
+                    and_(e.c.aggregate_type == "experiment", e.c.aggregate_id.in_(experiments)),
+                )
+            )
         if aggregate_type is not None:
             stmt = stmt.where(e.c.aggregate_type == aggregate_type)
         if aggregate_id is not None:

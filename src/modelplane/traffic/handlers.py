@@ -28,10 +28,17 @@ __all__ = ["COMMAND_HANDLERS", "check_gate"]
 CHAMPION = "champion"
 
 
-def check_gate(state: VersionState, *, force: bool) -> None:
-    """A version takes live traffic only when its gates passed (or a failure was forced)."""
-    if state.gate in ("passed", "forced") or force:
-        return
+def check_gate(state: VersionState, *, force: bool) -> bool:
+    """A version takes live traffic only when its gates passed, or a failure was forced —
+    by ``modelplane gate --force`` (tag ``forced``) or by this command's ``force``.
+
+    Returns whether it goes through *forced* (its gates did not pass), which the rollout or
+    deployment records.
+    """
+    if state.gate == "passed":
+        return False
+    if state.gate == "forced" or force:
+        return True
     ref = f"{state.model}/{state.version}"
     if state.gate == "failed":
         raise GateBlocked(
@@ -163,7 +170,7 @@ def start_rollout(cmd: c.StartRollout, uow: TrafficUnitOfWork) -> Rollout:
                 field="candidate",
             )
         _ready(state)
-        check_gate(state, force=cmd.force)
+        forced = check_gate(state, force=cmd.force)
         _no_router(uow, cmd.model)
         rollout = Rollout.create(
             cmd.model,
@@ -175,7 +182,7 @@ def start_rollout(cmd: c.StartRollout, uow: TrafficUnitOfWork) -> Rollout:
             max_error_rate=cmd.max_error_rate,
             max_latency_ratio=cmd.max_latency_ratio,
             alpha=cmd.alpha,
-            forced=cmd.force and state.gate not in ("passed", "forced"),
+            forced=forced,
             now=uow.clock(),
         )
         uow.rollouts.add(rollout)
@@ -241,7 +248,7 @@ def deploy(cmd: c.Deploy, uow: TrafficUnitOfWork) -> Deployment:
         _ready(state)
         if blue == cmd.version:
             raise Conflict(f"{cmd.model}/{cmd.version} is already the champion", field="version")
-        check_gate(state, force=cmd.force)
+        forced = check_gate(state, force=cmd.force)
         _no_router(uow, cmd.model)
         if cmd.keep_blue_s < 0:
             raise Conflict("keep-blue must be >= 0 seconds", field="keep_blue")
@@ -253,7 +260,7 @@ def deploy(cmd: c.Deploy, uow: TrafficUnitOfWork) -> Deployment:
             keep_until=now + timedelta(seconds=cmd.keep_blue_s),
             created_at=now,
             updated_at=now,
-            forced=cmd.force and state.gate not in ("passed", "forced"),
+            forced=forced,
         )
         uow.model_port.move_alias(cmd.model, CHAMPION, cmd.version)
         uow.deployments.add(deployment)
