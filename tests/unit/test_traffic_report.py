@@ -229,6 +229,15 @@ class TestSourcesAndShapes:
         assert rep.comparisons == ()
         assert "75.0% agreement" in rep.summary
 
+        labels = LiveStats()  # label outputs: they agree or not, no difference is measured
+        for i in range(10):
+            labels.shadow("s", "shadow", 2.0, ok=True, agree=i != 0, absdiff=None)
+        only_labels = experiment_report(exp, {"shadow": labels.drain()[("s", "shadow")]})
+        summary = only_labels.variants[0].shadow
+        assert summary is not None
+        assert summary.agreement_rate == pytest.approx(0.9)
+        assert summary.mean_abs_diff is None
+
     def test_to_dict_is_json(self) -> None:
         rep = experiment_report(
             experiment(50, 50),

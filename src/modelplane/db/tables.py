@@ -255,6 +255,7 @@ traffic_stats = Table(
     Column("shadow_compared", BigInteger, nullable=False, default=0),
     Column("shadow_agree", BigInteger, nullable=False, default=0),
     Column("shadow_absdiff", Float, nullable=False, default=0.0),
+    Column("shadow_diffs", BigInteger, nullable=False, default=0),
     Column("shadow_errors", BigInteger, nullable=False, default=0),
     Column("shadow_dropped", BigInteger, nullable=False, default=0),
     Column("updated_at", Timestamp, nullable=False),

@@ -72,6 +72,8 @@ class Counters:
     shadow_compared: int = 0
     shadow_agree: int = 0
     shadow_absdiff: float = 0.0
+    #: comparisons that measured a difference (float outputs); labels only agree or not
+    shadow_diffs: int = 0
     shadow_errors: int = 0
     shadow_dropped: int = 0
     buckets: dict[int, int] = field(default_factory=dict)
@@ -163,6 +165,7 @@ class LiveStats:
             c.shadow_agree += 1
         if absdiff is not None:
             c.shadow_absdiff += absdiff
+            c.shadow_diffs += 1
 
     def shadow_dropped(self, subject: str, variant: str) -> None:
         self._get(subject, variant).shadow_dropped += 1

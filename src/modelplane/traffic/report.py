@@ -355,7 +355,8 @@ def _variant(
         shadow = ShadowSummary(
             compared=compared,
             agreement_rate=c.shadow_agree / compared if compared else None,
-            mean_abs_diff=c.shadow_absdiff / compared if compared else None,
+            # measured for numeric outputs only; labels just agree or not
+            mean_abs_diff=c.shadow_absdiff / c.shadow_diffs if c.shadow_diffs else None,
             errors=c.shadow_errors,
             dropped=c.shadow_dropped,
             latency_p50_ms=c.p(0.5),

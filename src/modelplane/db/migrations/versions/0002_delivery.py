@@ -113,6 +113,7 @@ def upgrade() -> None:
     sa.Column('shadow_compared', sa.BigInteger(), nullable=False),
     sa.Column('shadow_agree', sa.BigInteger(), nullable=False),
     sa.Column('shadow_absdiff', sa.Float(), nullable=False),
+    sa.Column('shadow_diffs', sa.BigInteger(), nullable=False),
     sa.Column('shadow_errors', sa.BigInteger(), nullable=False),
     sa.Column('shadow_dropped', sa.BigInteger(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
