@@ -100,3 +100,20 @@ async def test_a_healthy_candidate_is_promoted_by_the_server(
     records = sorted(canary.list_events(limit=100).items, key=lambda e: e.id)
     steps = [e.type for e in records if e.type.startswith("Canary")]
     assert steps == ["CanaryStepAdvanced", "CanaryStepAdvanced", "CanaryPromoted"]
+
+
+async def test_the_promoted_candidate_keeps_the_traffic_the_moment_the_route_ends(
+    platform: Platform, canary: Client
+) -> None:
+    slow_polls = ServeOptions(
+        grpc_port=None, access_log=False, poll_interval_s=3600, controller=False
+    )
+    canary.start_rollout("card", 3, steps=(100,), step_duration_s=0, min_requests=1)
+    async with serve(platform, slow_polls) as http:
+        body = {"model": "card", "inputs": X[:1].tolist()}
+        assert (await http.post("/predict", json=body)).json()["version"] == 3  # routed
+        canary.decide_rollout("card", "promote", reason="test")
+        router = http._transport.app.state.serving.service.router  # type: ignore[attr-defined]
+        await router.refresh()  # the route ends; the pool's own poll is an hour away
+        for _ in range(20):
+            assert (await http.post("/predict", json=body)).json()["version"] == 3

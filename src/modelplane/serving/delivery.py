@@ -218,6 +218,14 @@ class TrafficRouter:
                     protect[(route.model, arm.version)] = math.inf
             for shadow in shadows.values():
                 protect[(shadow.model, shadow.candidate)] = math.inf
+            # A route that ends (a promotion, a rollback, a stopped experiment) hands the bare
+            # name back to the model's aliases: read them first, or a promoted candidate's
+            # traffic would go back to the old champion until the pool's own next poll.
+            ended = [
+                m for m, r in old.routes.items() if m not in routes or routes[m].name != r.name
+            ]
+            if ended:
+                await self._pool.refresh(only=ended)
             self._pool.protect(protect)
             self.table = RoutingTable(routes=routes, shadows=shadows, keep=table.keep)
             self.routes, self.shadows = routes, shadows

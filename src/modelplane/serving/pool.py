@@ -24,7 +24,7 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -471,9 +471,12 @@ class ModelPool:
             options=self._options.defaults.with_tags(model.tags),
         )
 
-    async def refresh(self) -> None:
-        """Re-read every known model; warm what an alias now points at, then switch to it."""
+    async def refresh(self, only: Collection[str] | None = None) -> None:
+        """Re-read every known model (or those in ``only``); warm what an alias now points at,
+        then switch to it."""
         for name, old in list(self._views.items()):
+            if only is not None and name not in only:
+                continue
             try:
                 new = await self._fetch_view(name)
             except Exception:  # a model deleted or the database away: keep serving the old view
