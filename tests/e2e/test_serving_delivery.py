@@ -348,6 +348,7 @@ class TestFeedback:
             ({"request_id": "r", "label": "yes"}, "label"),
             ({"request_id": "r", "reward": True}, "reward"),
             ({"request_id": "r", "reward": [1]}, "reward"),
+            ({"request_id": "r", "label": 1, "lable": 0}, "lable"),
         ],
     )
     async def test_bad_feedback_is_422_naming_the_field(

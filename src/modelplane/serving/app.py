@@ -338,6 +338,12 @@ async def feedback(request: Request, state: ServingState) -> Response:
     the outcome of one prediction, counted for its variant and stored (202)."""
     state.authorize(request, "read")  # the rule of the prediction routes it follows
     doc = await _json_object(request, state)
+    unknown = sorted(set(doc) - {"request_id", "label", "reward"})
+    if unknown:
+        raise InvalidInput(
+            f"unknown field {unknown[0]!r}: feedback takes request_id and label or reward",
+            field=unknown[0],
+        )
     request_id = doc.get("request_id")
     if not isinstance(request_id, str) or not 0 < len(request_id) <= 200:
         raise InvalidInput(

@@ -20,7 +20,7 @@ from modelplane.errors import (
     RolloutNotFound,
 )
 from modelplane.traffic import commands as c
-from modelplane.traffic.model import Arm, Deployment, Experiment, Rollout
+from modelplane.traffic.model import MAX_SECONDS, Arm, Deployment, Experiment, Rollout
 from modelplane.traffic.repository import TrafficUnitOfWork, VersionState
 
 __all__ = ["COMMAND_HANDLERS", "check_gate"]
@@ -250,8 +250,11 @@ def deploy(cmd: c.Deploy, uow: TrafficUnitOfWork) -> Deployment:
             raise Conflict(f"{cmd.model}/{cmd.version} is already the champion", field="version")
         forced = check_gate(state, force=cmd.force)
         _no_router(uow, cmd.model)
-        if cmd.keep_blue_s < 0:
-            raise Conflict("keep-blue must be >= 0 seconds", field="keep_blue")
+        if not 0 <= cmd.keep_blue_s <= MAX_SECONDS:
+            raise InvalidInput(
+                f"keep-blue must be between 0 seconds and 30 days, got {cmd.keep_blue_s!r}",
+                field="keep_blue",
+            )
         now = uow.clock()
         deployment = Deployment(
             model=cmd.model,

@@ -54,6 +54,8 @@ RolloutStatus = Literal["running", "promoted", "rolled_back", "aborted"]
 DeploymentStatus = Literal["switched", "rolled_back"]
 
 METRICS: tuple[str, ...] = ("accuracy", "reward")
+MAX_SECONDS = 30 * 24 * 3600.0
+"""The longest canary step or blue-green keep: beyond, a typo rather than a plan."""
 
 
 @dataclass(frozen=True)
@@ -318,8 +320,11 @@ class Rollout:
                 f"{model}/{candidate} is already the baseline (the champion); nothing to roll out",
                 field="candidate",
             )
-        if not isinstance(step_duration_s, int | float) or not step_duration_s >= 0:
-            raise InvalidInput("step duration must be >= 0 seconds", field="step_duration")
+        if not isinstance(step_duration_s, int | float) or not 0 <= step_duration_s <= MAX_SECONDS:
+            raise InvalidInput(
+                f"step duration must be between 0 seconds and 30 days, got {step_duration_s!r}",
+                field="step_duration",
+            )
         if isinstance(min_requests, bool) or not isinstance(min_requests, int) or min_requests < 1:
             raise InvalidInput("min requests must be a whole number >= 1", field="min_requests")
         _probability(max_error_rate, "max_error_rate")
