@@ -145,3 +145,40 @@ def test_sigterm_lets_in_flight_requests_finish(server: Server) -> None:
     caller.join(timeout=30)
     assert result.get("status") == 200
     assert code == 0
+
+
+def test_grpc_carries_the_unit_and_names_the_variant(tmp_path: Path) -> None:
+    """In a real process (a grpc.aio server in the test process would bind the test's event
+    loop, which closes after the test): REST and gRPC route a unit to the same variant."""
+    from modelplane.serving.grpc import grpc_predict_v2_pb2 as pb
+    from modelplane.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    home = tmp_path / "ab-home"
+    client = Client(Settings(home=home))
+    client.log_model(serving_models.row_sums, name="live", input_example=X, alias="champion")
+    client.log_model(serving_models.times_ten, name="live", input_example=X)
+    client.create_experiment("ab", "live", {"a": (1, 50.0), "b": (2, 50.0)})
+    client.experiment_action("ab", "start")
+    client.close()
+    server = Server(home, "--model", "live", "--poll-interval", "0.2")
+    try:
+        expected = {}
+        for i in range(8):
+            r = httpx.post(f"{server.url}/predict", timeout=10,
+                           json={"model": "live", "inputs": X[:1].tolist(), "unit_id": f"g{i}"})
+            assert r.status_code == 200, r.text
+            expected[f"g{i}"] = (r.json()["variant"], r.json()["version"])
+        assert {v for v, _ in expected.values()} == {"a", "b"}
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            for unit, (variant, version) in expected.items():
+                request = pb.ModelInferRequest(model_name="live")
+                tensor = request.inputs.add(name="input-0", datatype="FP64", shape=[1, 5])
+                tensor.contents.fp64_contents.extend(X[0].tolist())
+                request.parameters["unit_id"].string_param = unit
+                reply = stub.ModelInfer(request)
+                assert reply.parameters["variant"].string_param == variant
+                assert reply.parameters["experiment"].string_param == "ab"
+                assert reply.model_version == str(version)
+    finally:
+        assert server.stop() == 0

@@ -190,33 +190,6 @@ class TestRouting:
             await router.refresh()
             assert "live" not in router.routes
 
-    async def test_grpc_carries_the_unit_and_names_the_variant(
-        self, platform: Platform, models: Client
-    ) -> None:
-        import grpc
-
-        from modelplane.serving.grpc import grpc_predict_v2_pb2 as pb2
-        from modelplane.serving.grpc import grpc_predict_v2_pb2_grpc as pb2_grpc
-
-        split(models)
-        async with serve(platform, opts(grpc_port=0)) as http:
-            await router_of(http).refresh()
-            port = http._transport.app.state.grpc_port  # type: ignore[attr-defined]
-            expected = {}
-            for i in range(6):
-                expected[f"g{i}"] = (await predict(http, X[:1], f"g{i}"))["variant"]
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = pb2_grpc.GRPCInferenceServiceStub(channel)
-                for unit, variant in expected.items():
-                    request = pb2.ModelInferRequest(model_name="live")
-                    tensor = request.inputs.add(name="input-0", datatype="FP64", shape=[1, 4])
-                    tensor.contents.fp64_contents.extend(X[0].tolist())
-                    request.parameters["unit_id"].string_param = unit
-                    response = await stub.ModelInfer(request)
-                    assert response.parameters["variant"].string_param == variant
-                    assert response.parameters["experiment"].string_param == "ab"
-                    assert response.model_version == str({"a": 1, "b": 2}[variant])
-
 
 class TestCounters:
     async def test_routed_requests_land_in_the_shared_totals(
