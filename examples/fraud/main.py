@@ -20,6 +20,7 @@ It runs on modelplane's embedded defaults: a SQLite database and an artifact fol
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -44,6 +45,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import modelplane
 from modelplane.client import default_client
+from modelplane.errors import RolloutNotFound
 
 # This example's own module, beside this file (a script's folder is first on sys.path).
 from data import CATEGORIES, FEATURES, LABEL, make_transactions, sha256_of, write_csv  # isort: skip
@@ -329,6 +331,9 @@ def main() -> None:
         raise SystemExit(f"the challenger's gates failed: {gated.stderr.strip()}")
 
     # 6-7. serve the champion, call it as a client would, then canary the challenger
+    # a canary of an earlier, interrupted run would block this one (one per model)
+    with contextlib.suppress(RolloutNotFound):
+        default_client().abort_rollout(MODEL_NAME, "an earlier demo run was interrupted")
     if os.environ.get("MODELPLANE_DEMO_SERVE", "1") != "0":
         from serve import serve_and_call
 
