@@ -60,8 +60,6 @@ log = logging.getLogger(__name__)
 Outcome = tuple[bool, Any]
 
 _UNBATCHABLE = object()  # the key of an input we do not know how to concatenate: it goes alone
-import os
-_ATONCE = bool(os.environ.get("MB_ATONCE"))
 _SCAN_LIMIT = 4  # look at most this many × max_batch_size queued requests when forming a batch
 
 
@@ -187,9 +185,7 @@ class Batcher:
             # unbatched this is faster under load than predicting inside each request's task
             # (measured, 1-row at c=64: 0.99x the floor deferred, 0.79x at once): the queued
             # predictions run back to back with the model's code hot in the CPU caches.
-            if _ATONCE:
-                self._pump(loop)
-            elif not self._pump_scheduled:
+            if not self._pump_scheduled:
                 self._pump_scheduled = True
                 loop.call_soon(self._scheduled_pump, loop)
         elif self._running < self.max_concurrency:
