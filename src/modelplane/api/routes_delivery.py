@@ -282,21 +282,12 @@ def experiment_report(name: ExperimentName, platform: PlatformDep, _: ReadAccess
     Outcomes come from the stored feedback joined with the prediction log, or from the
     outcome sums the serving replicas keep in the counters when those hold more.
     """
-    from modelplane.traffic.report import experiment_report as build
-    from modelplane.traffic.report import load_outcomes
+    from modelplane.traffic.report import report_of
 
     experiment = _experiment(platform, name)
-    views = platform.traffic
-    counters = views.experiment_counters(experiment)
-    outcomes: dict[str, list[float]] | None = None
-    if experiment.kind == "split":
-        loaded = load_outcomes(
-            views, experiment, prediction_log=platform.settings.resolved_prediction_log
-        )
-        loaded_n = sum(len(values) for values in loaded.values())
-        if loaded_n > 0 and loaded_n >= sum(c.outcome_n for c in counters.values()):
-            outcomes = loaded
-    return build(experiment, counters, outcomes).to_dict()
+    return report_of(
+        platform.traffic, experiment, prediction_log=platform.settings.resolved_prediction_log
+    ).to_dict()
 
 
 # -- canary rollouts -----------------------------------------------------------------------

@@ -317,27 +317,15 @@ def show(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None:
 
 
 def build_report(client: Client, name: str) -> ExperimentReport:
-    """The report of experiment ``name`` from its counters and the feedback stored so far.
-
-    Outcomes come from the feedback rows (joined with the prediction log where needed), or
-    from the outcome sums the serving replicas keep in the counters when those hold more.
-    """
-    from modelplane.traffic.report import experiment_report, load_outcomes
+    """The report of experiment ``name`` (see :func:`modelplane.traffic.report.report_of`)."""
+    from modelplane.traffic.report import report_of
 
     views = client.platform.traffic
-    experiment = views.get_experiment(name)
-    counters = views.experiment_counters(experiment)
-    outcomes: dict[str, list[float]] | None = None
-    if experiment.kind == "split":
-        loaded = load_outcomes(
-            views,
-            experiment,
-            prediction_log=client.platform.settings.resolved_prediction_log,
-        )
-        loaded_n = sum(len(values) for values in loaded.values())
-        if loaded_n > 0 and loaded_n >= sum(c.outcome_n for c in counters.values()):
-            outcomes = loaded
-    return experiment_report(experiment, counters, outcomes)
+    return report_of(
+        views,
+        views.get_experiment(name),
+        prediction_log=client.platform.settings.resolved_prediction_log,
+    )
 
 
 def _num(value: float | None, spec: str = ".4g") -> str:

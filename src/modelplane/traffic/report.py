@@ -60,6 +60,7 @@ __all__ = [
     "experiment_report",
     "load_outcomes",
     "outcome_of",
+    "report_of",
 ]
 
 #: Significance level of the sample-ratio-mismatch check (a mismatch is a broken experiment).
@@ -601,3 +602,21 @@ def load_outcomes(
         if value is not None:
             out[variant_name].append(value)
     return out
+
+
+def report_of(
+    views: TrafficViews, experiment: Experiment, *, prediction_log: str | None
+) -> ExperimentReport:
+    """The report of ``experiment`` from its counters and the feedback stored so far.
+
+    Outcomes come from the feedback rows (joined with the prediction log where needed), or
+    from the outcome sums the serving replicas keep in the counters when those hold more.
+    """
+    counters = views.experiment_counters(experiment)
+    outcomes: dict[str, list[float]] | None = None
+    if experiment.kind == "split":
+        loaded = load_outcomes(views, experiment, prediction_log=prediction_log)
+        loaded_n = sum(len(values) for values in loaded.values())
+        if loaded_n > 0 and loaded_n >= sum(c.outcome_n for c in counters.values()):
+            outcomes = loaded
+    return experiment_report(experiment, counters, outcomes)
