@@ -149,9 +149,16 @@ class ServingMetrics:
             multiprocess_mode="livesum",
             registry=r,
         )
+        # Requests in flight: one process counts in a plain int the gauge reads when scraped
+        # (two locked gauge updates per request saved); several workers need the shared file.
+        self._in_flight = 0
+        self._shared_in_flight = is_multiprocess()
+        if not self._shared_in_flight:
+            self.in_flight.set_function(lambda: self._in_flight)
         # Pre-bound label children: ``.labels()`` takes a lock and converts every value to
         # str on each call; a plain dict lookup keyed by the raw tuple does not.
         self._children: dict[Hashable, Any] = {}
+        self._depths: dict[str, int] = {}
 
     def _child(self, metric: Any, *labels: object) -> Any:
         key = (id(metric), *labels)
@@ -170,16 +177,25 @@ class ServingMetrics:
         self._child(self.latency, model, route).observe(seconds)
 
     def request_started(self) -> None:
-        self.in_flight.inc()
+        if self._shared_in_flight:
+            self.in_flight.inc()
+        else:
+            self._in_flight += 1
 
     def request_finished(self) -> None:
-        self.in_flight.dec()
+        if self._shared_in_flight:
+            self.in_flight.dec()
+        else:
+            self._in_flight -= 1
 
     def observe_batch(self, model: str, rows: int) -> None:
         self._child(self.batch_size, model).observe(rows)
 
     def set_queue_depth(self, model: str, depth: int) -> None:
-        self._child(self.queue_depth, model).set(depth)
+        # Set on every batch; unchanged (nearly always 0 at low load) it is not written again.
+        if self._depths.get(model) != depth:
+            self._depths[model] = depth
+            self._child(self.queue_depth, model).set(depth)
 
     def cache_event(self, tier: str, outcome: str) -> None:
         """One cache lookup: ``tier`` ``l1``/``l2``, ``outcome`` ``hit``/``miss``/``error``…"""

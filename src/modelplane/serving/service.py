@@ -21,6 +21,7 @@ requests are mirrored to the candidate after the answer (see ``delivery.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 import uuid
@@ -53,6 +54,8 @@ from modelplane.serving.resilience import with_timeout
 from modelplane.serving.types import InferRequest, InferResult, ModelInfo, TensorMeta
 
 __all__ = ["InferenceService"]
+
+_NO_SPAN = contextlib.nullcontext()
 
 
 class InferenceService:
@@ -117,7 +120,10 @@ class InferenceService:
                 ref = f"{ref}/{arm.version}"
         self.in_flight += 1
         try:
-            with tracing.span("route", model=request.model):
+            if tracing.enabled():
+                with tracing.span("route", model=request.model):
+                    served = await self.pool.get(ref, request.version)
+            else:  # no span arguments built when tracing is off
                 served = await self.pool.get(ref, request.version)
             result = await self._infer_on(served, request)
         except BaseException as exc:
@@ -218,6 +224,7 @@ class InferenceService:
 
         async def compute() -> dict[str, np.ndarray[Any, Any]]:
             batcher = served.batcher_for(outputs, self._executor, on_batch if metrics else None)
+            traced = tracing.enabled()
             timeout = served.options.timeout_ms / 1000 if served.options.timeout_ms > 0 else None
             # Asked here, after the cache: a hit never reaches the model, so it is no probe.
             if not served.breaker.allow():
@@ -227,7 +234,7 @@ class InferenceService:
             served.in_flight += 1
             try:
                 async with served.bulkhead.slot():
-                    with tracing.span("predict", rows=_rows(batch)):
+                    with tracing.span("predict", rows=_rows(batch)) if traced else _NO_SPAN:
                         try:
                             out: dict[str, np.ndarray[Any, Any]]
                             if batcher.inline:

@@ -29,6 +29,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 __all__ = [
     "Tracer",
     "active_tracer",
+    "enabled",
     "setup_tracing",
     "shutdown_tracing",
     "span",
@@ -194,6 +195,11 @@ def span(name: str, **attrs: Any) -> SpanContextManager:
     if tracer._otel is None:
         return _NOOP_SPAN
     return tracer.span(name, **attrs)
+
+
+def enabled() -> bool:
+    """Whether spans are recorded (``setup_tracing`` was given an endpoint or exporter)."""
+    return _active._otel is not None
 
 
 def start_request_span(headers: Mapping[str, str], name: str, **attrs: Any) -> SpanContextManager:
