@@ -37,9 +37,6 @@ from modelplane.api.schemas_delivery import (
     RolloutOut,
     RolloutStart,
     RolloutStatusOut,
-    deployment_dict,
-    experiment_dict,
-    rollout_dict,
 )
 from modelplane.api.security import PlatformDep, require_admin, require_read
 from modelplane.auth.model import Token
@@ -196,7 +193,7 @@ def create_experiment(
         }
     experiment = Client(platform=platform).create_experiment(body.name, model, arms, **options)
     response.headers["Location"] = f"{request.url.path}/{experiment.name}"
-    return experiment_dict(experiment)
+    return experiment.to_dict()
 
 
 @router.get(
@@ -213,7 +210,7 @@ def list_experiments(
 ) -> dict[str, Any]:
     """Experiments, newest first, filtered by model and status."""
     found = platform.traffic.list_experiments(model=_filter(model), status=status)
-    return {"experiments": [experiment_dict(e) for e in found]}
+    return {"experiments": [e.to_dict() for e in found]}
 
 
 def _experiment(platform: Platform, name: str) -> Experiment:
@@ -228,12 +225,12 @@ def _experiment(platform: Platform, name: str) -> Experiment:
     summary="Get an experiment",
 )
 def get_experiment(name: ExperimentName, platform: PlatformDep, _: ReadAccess) -> dict[str, Any]:
-    return experiment_dict(_experiment(platform, name))
+    return _experiment(platform, name).to_dict()
 
 
 def _action(platform: Platform, name: str, action: str) -> dict[str, Any]:
     validate_name(name)
-    return experiment_dict(Client(platform=platform).experiment_action(name, action))
+    return Client(platform=platform).experiment_action(name, action).to_dict()
 
 
 @router.post(
@@ -330,7 +327,7 @@ def start_rollout(
         force=body.force,
     )
     response.headers["Location"] = request.url.path.removesuffix("s")  # …/rollout
-    return rollout_dict(rollout)
+    return rollout.to_dict()
 
 
 @router.get(
@@ -350,7 +347,7 @@ def list_rollouts(
 ) -> dict[str, Any]:
     """Rollouts, newest first, filtered by model and status."""
     found = platform.traffic.list_rollouts(model=_filter(model), status=status, limit=limit)
-    return {"rollouts": [rollout_dict(r) for r in found]}
+    return {"rollouts": [r.to_dict() for r in found]}
 
 
 @router.get(
@@ -372,7 +369,7 @@ def rollout_status(name: ModelName, platform: PlatformDep, _: ReadAccess) -> dic
     decision = None
     if rollout.status == "running":
         decision = RolloutController(platform.bus, views).evaluate(rollout).to_dict()
-    return rollout_dict(rollout) | {
+    return rollout.to_dict() | {
         "step_counters": {k: v.to_dict() for k, v in step.items()},
         "totals": {k: v.to_dict() for k, v in totals.items()},
         "next_decision": decision,
@@ -396,7 +393,7 @@ def promote_rollout(
     model = _model(name)
     reason = (body.reason if body is not None else None) or "promoted by hand"
     rollout = Client(platform=platform).decide_rollout(model, "promote", reason=reason, manual=True)
-    return rollout_dict(rollout)
+    return rollout.to_dict()
 
 
 @router.post(
@@ -414,7 +411,7 @@ def abort_rollout(
     """All traffic goes back to the champion. 404 when no rollout of the model is running."""
     model = _model(name)
     reason = (body.reason if body is not None else None) or "aborted by hand"
-    return rollout_dict(Client(platform=platform).abort_rollout(model, reason))
+    return Client(platform=platform).abort_rollout(model, reason).to_dict()
 
 
 # -- blue-green deployments ----------------------------------------------------------------
@@ -444,7 +441,7 @@ def deploy(
     deployment = Client(platform=platform).deploy(
         model, version, keep_blue_s=body.keep_blue_s, force=body.force
     )
-    return deployment_dict(deployment)
+    return deployment.to_dict()
 
 
 @router.post(
@@ -457,7 +454,7 @@ def rollback_deploy(name: ModelName, platform: PlatformDep, _: AdminAccess) -> d
     """The ``champion`` goes back to the version the last deploy replaced (blue). 409 when
     there is nothing to roll back or the champion moved since."""
     model = _model(name)
-    return deployment_dict(Client(platform=platform).rollback_deploy(model))
+    return Client(platform=platform).rollback_deploy(model).to_dict()
 
 
 @router.get(
@@ -471,4 +468,4 @@ def list_deployments(
 ) -> dict[str, Any]:
     """Blue-green deployments, newest first."""
     found = platform.traffic.list_deployments(model=_filter(model), limit=limit)
-    return {"deployments": [deployment_dict(d) for d in found]}
+    return {"deployments": [d.to_dict() for d in found]}

@@ -12,14 +12,11 @@ in the domain, which names the offending field.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, FiniteFloat, PlainValidator, StrictInt
 
 from modelplane.api.schemas import MAX_VERSION, RequestBody
-
-if TYPE_CHECKING:
-    from modelplane.traffic.model import Deployment, Experiment, Rollout
 
 __all__ = [
     "MAX_DURATION_S",
@@ -39,9 +36,6 @@ __all__ = [
     "StepDecisionOut",
     "VariantIn",
     "VersionRef",
-    "deployment_dict",
-    "experiment_dict",
-    "rollout_dict",
 ]
 
 #: Longest step duration or blue keep-alive accepted (one year): a clock cannot add more.
@@ -260,67 +254,3 @@ class DeploymentOut(BaseModel):
 
 class DeploymentList(BaseModel):
     deployments: list[DeploymentOut] = Field(description="Newest first.")
-
-
-# -- serializers (the CLI's --json shapes) ----------------------------------------------------
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def experiment_dict(experiment: Experiment) -> dict[str, Any]:
-    return {
-        "name": experiment.name,
-        "model": experiment.model,
-        "kind": experiment.kind,
-        "status": experiment.status,
-        "variants": [a.to_dict() for a in experiment.arms],
-        "metric": experiment.metric,
-        "mde": experiment.mde,
-        "alpha": experiment.alpha,
-        "power": experiment.power,
-        "bandit": experiment.bandit,
-        "shadow_percent": experiment.shadow_percent,
-        "subject": experiment.subject,
-        "created_at": _iso(experiment.created_at),
-        "started_at": _iso(experiment.started_at),
-        "stopped_at": _iso(experiment.stopped_at),
-    }
-
-
-def rollout_dict(rollout: Rollout) -> dict[str, Any]:
-    return {
-        "rollout": rollout.key,
-        "id": rollout.id,
-        "model": rollout.model,
-        "baseline": rollout.baseline,
-        "candidate": rollout.candidate,
-        "steps": list(rollout.steps),
-        "step": rollout.step_index,
-        "weight": rollout.weight,
-        "status": rollout.status,
-        "reason": rollout.reason,
-        "forced": rollout.forced,
-        "step_duration_s": rollout.step_duration_s,
-        "min_requests": rollout.min_requests,
-        "max_error_rate": rollout.max_error_rate,
-        "max_latency_ratio": rollout.max_latency_ratio,
-        "alpha": rollout.alpha,
-        "created_at": _iso(rollout.created_at),
-        "updated_at": _iso(rollout.updated_at),
-        "step_started_at": _iso(rollout.step_started_at),
-    }
-
-
-def deployment_dict(deployment: Deployment) -> dict[str, Any]:
-    return {
-        "deployment": deployment.key,
-        "id": deployment.id,
-        "model": deployment.model,
-        "blue": deployment.blue,
-        "green": deployment.green,
-        "status": deployment.status,
-        "forced": deployment.forced,
-        "keep_until": _iso(deployment.keep_until),
-        "created_at": _iso(deployment.created_at),
-        "updated_at": _iso(deployment.updated_at),
-    }

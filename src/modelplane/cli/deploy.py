@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -30,7 +30,6 @@ from modelplane.errors import Conflict, InvalidInput
 if TYPE_CHECKING:
     from typer._click.core import Context as ClickContext
 
-    from modelplane.traffic.model import Deployment
 
 __all__ = ["STRATEGIES", "app"]
 
@@ -55,21 +54,6 @@ app = typer.Typer(
 )
 
 ModelArg = Annotated[str, typer.Argument(help="Model name.", show_default=False)]
-
-
-def _as_dict(d: Deployment) -> dict[str, Any]:
-    return {
-        "deployment": d.key,
-        "id": d.id,
-        "model": d.model,
-        "blue": d.blue,
-        "green": d.green,
-        "status": d.status,
-        "forced": d.forced,
-        "keep_until": d.keep_until.isoformat(),
-        "created_at": d.created_at.isoformat(),
-        "updated_at": d.updated_at.isoformat(),
-    }
 
 
 @app.command(_DEFAULT)
@@ -149,7 +133,7 @@ def switch(
     deployment = client.deploy(model, number, keep_blue_s=keep_s, force=force)
     if json_mode:
         print_json(
-            _as_dict(deployment)
+            deployment.to_dict()
             | {
                 "deployed": True,
                 "forced": deployment.forced,
@@ -182,7 +166,7 @@ def rollback(ctx: typer.Context, model: ModelArg, json_out: JsonOpt = False) -> 
     st = state(ctx)
     deployment = st.client().rollback_deploy(model)
     if st.wants_json(json_out):
-        print_json(_as_dict(deployment))
+        print_json(deployment.to_dict())
         return
     say(
         f"{deployment.key}: rolled back — {model}@champion {deployment.green} (green) → "
@@ -203,7 +187,7 @@ def list_deployments(
     st = state(ctx)
     found = st.client().platform.traffic.list_deployments(model=model)
     if st.wants_json(json_out):
-        print_json([_as_dict(d) for d in found])
+        print_json([d.to_dict() for d in found])
         return
     print_table(
         ("deployment", "blue", "green", "status", "keep blue until", "created"),

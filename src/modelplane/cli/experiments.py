@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -90,26 +90,6 @@ def _arms_text(experiment: Experiment) -> str:
     return ", ".join(
         f"{a.name}={experiment.model}/{a.version}:{a.weight:g}" for a in experiment.arms
     )
-
-
-def _as_dict(experiment: Experiment) -> dict[str, Any]:
-    return {
-        "name": experiment.name,
-        "model": experiment.model,
-        "kind": experiment.kind,
-        "status": experiment.status,
-        "variants": [a.to_dict() for a in experiment.arms],
-        "metric": experiment.metric,
-        "mde": experiment.mde,
-        "alpha": experiment.alpha,
-        "power": experiment.power,
-        "bandit": experiment.bandit,
-        "shadow_percent": experiment.shadow_percent,
-        "subject": experiment.subject,
-        "created_at": experiment.created_at.isoformat(),
-        "started_at": experiment.started_at.isoformat() if experiment.started_at else None,
-        "stopped_at": experiment.stopped_at.isoformat() if experiment.stopped_at else None,
-    }
 
 
 def _show(experiment: Experiment) -> None:
@@ -219,7 +199,7 @@ def create(
             name, model, arms, metric=metric, mde=mde, alpha=alpha, power=power, bandit=bandit
         )
     if st.wants_json(json_out):
-        print_json(_as_dict(experiment))
+        print_json(experiment.to_dict())
         return
     say(f"created {experiment.kind} {experiment.name} on {model}: {_arms_text(experiment)}")
     note(f"send it traffic: modelplane experiments start {experiment.name}")
@@ -229,7 +209,7 @@ def _action(ctx: typer.Context, name: str, action: str, json_out: bool) -> None:
     st = state(ctx)
     experiment = st.client().experiment_action(name, action)
     if st.wants_json(json_out):
-        print_json(_as_dict(experiment))
+        print_json(experiment.to_dict())
         return
     say(f"experiment {experiment.name}: {experiment.status}")
 
@@ -281,7 +261,7 @@ def list_experiments(
     st = state(ctx)
     found = st.client().platform.traffic.list_experiments(model=model, status=status)
     if st.wants_json(json_out):
-        print_json([_as_dict(e) for e in found])
+        print_json([e.to_dict() for e in found])
         return
     print_table(
         ("name", "model", "kind", "status", "variants", "metric", "created"),
@@ -311,7 +291,7 @@ def show(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None:
     st = state(ctx)
     experiment = st.client().platform.traffic.get_experiment(name)
     if st.wants_json(json_out):
-        print_json(_as_dict(experiment))
+        print_json(experiment.to_dict())
         return
     _show(experiment)
 

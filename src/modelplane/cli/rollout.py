@@ -72,30 +72,6 @@ def parse_steps(text: str) -> tuple[int, ...]:
     return tuple(steps)
 
 
-def _as_dict(rollout: Rollout) -> dict[str, Any]:
-    return {
-        "rollout": rollout.key,
-        "id": rollout.id,
-        "model": rollout.model,
-        "baseline": rollout.baseline,
-        "candidate": rollout.candidate,
-        "steps": list(rollout.steps),
-        "step": rollout.step_index,
-        "weight": rollout.weight,
-        "status": rollout.status,
-        "reason": rollout.reason,
-        "forced": rollout.forced,
-        "step_duration_s": rollout.step_duration_s,
-        "min_requests": rollout.min_requests,
-        "max_error_rate": rollout.max_error_rate,
-        "max_latency_ratio": rollout.max_latency_ratio,
-        "alpha": rollout.alpha,
-        "created_at": rollout.created_at.isoformat(),
-        "updated_at": rollout.updated_at.isoformat(),
-        "step_started_at": rollout.step_started_at.isoformat(),
-    }
-
-
 def _step_text(rollout: Rollout) -> str:
     return f"{rollout.step_index + 1} of {len(rollout.steps)} ({rollout.weight} %)"
 
@@ -151,7 +127,7 @@ def _drive(client: Client, model: str, interval_s: float, json_mode: bool) -> No
         )
         raise typer.Exit(130) from None
     if json_mode:
-        print_json({"rollout": _as_dict(final), "decisions": decisions})
+        print_json({"rollout": final.to_dict(), "decisions": decisions})
     else:
         say(
             f"{final.key}: {final.status.replace('_', ' ')}"
@@ -232,7 +208,7 @@ def start(
         _drive(client, model, interval_s, json_mode)
         return
     if json_mode:
-        print_json(_as_dict(rollout))
+        print_json(rollout.to_dict())
         return
     _show(rollout)
     note(
@@ -302,7 +278,7 @@ def status(ctx: typer.Context, model: ModelArg, json_out: JsonOpt = False) -> No
         next_decision = _controller(client).evaluate(rollout)
     if st.wants_json(json_out):
         print_json(
-            _as_dict(rollout)
+            rollout.to_dict()
             | {
                 "step_counters": {k: v.to_dict() for k, v in step.items()},
                 "totals": {k: v.to_dict() for k, v in totals.items()},
@@ -338,7 +314,7 @@ def promote(
     st = state(ctx)
     rollout = st.client().decide_rollout(model, "promote", reason=reason, manual=True)
     if st.wants_json(json_out):
-        print_json(_as_dict(rollout))
+        print_json(rollout.to_dict())
         return
     say(
         f"{rollout.key}: promoted — {model}@champion → {rollout.candidate} (was {rollout.baseline})"
@@ -359,7 +335,7 @@ def abort(
     st = state(ctx)
     rollout = st.client().abort_rollout(model, reason)
     if st.wants_json(json_out):
-        print_json(_as_dict(rollout))
+        print_json(rollout.to_dict())
         return
     say(f"{rollout.key}: aborted — all traffic back to {model}/{rollout.baseline}")
 
@@ -391,7 +367,7 @@ def list_rollouts(
     st = state(ctx)
     found = st.client().platform.traffic.list_rollouts(model=model, status=status_filter)
     if st.wants_json(json_out):
-        print_json([_as_dict(r) for r in found])
+        print_json([r.to_dict() for r in found])
         return
     print_table(
         ("rollout", "candidate", "baseline", "status", "step", "updated", "reason"),

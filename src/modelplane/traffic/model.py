@@ -74,6 +74,10 @@ class Arm:
         return cls(str(data["name"]), int(data["version"]), float(data["weight"]))
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def _probability(value: float, field: str, *, low: float = 0.0, high: float = 1.0) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidInput(f"{field} must be a number, got {value!r}", field=field)
@@ -192,6 +196,26 @@ class Experiment:
     def active(self) -> bool:
         return self.status in ("running", "paused")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape the CLI (``--json``) and the REST API show."""
+        return {
+            "name": self.name,
+            "model": self.model,
+            "kind": self.kind,
+            "status": self.status,
+            "variants": [a.to_dict() for a in self.arms],
+            "metric": self.metric,
+            "mde": self.mde,
+            "alpha": self.alpha,
+            "power": self.power,
+            "bandit": self.bandit,
+            "shadow_percent": self.shadow_percent,
+            "subject": self.subject,
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "stopped_at": _iso(self.stopped_at),
+        }
+
     def start(self, *, now: datetime) -> None:
         if self.status == "running":
             return
@@ -296,6 +320,30 @@ class Rollout:
     def subject(self) -> str:
         assert self.id is not None
         return rollout_subject(self.id, self.step_index)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape the CLI (``--json``) and the REST API show."""
+        return {
+            "rollout": self.key,
+            "id": self.id,
+            "model": self.model,
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "steps": list(self.steps),
+            "step": self.step_index,
+            "weight": self.weight,
+            "status": self.status,
+            "reason": self.reason,
+            "forced": self.forced,
+            "step_duration_s": self.step_duration_s,
+            "min_requests": self.min_requests,
+            "max_error_rate": self.max_error_rate,
+            "max_latency_ratio": self.max_latency_ratio,
+            "alpha": self.alpha,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "step_started_at": _iso(self.step_started_at),
+        }
 
     @classmethod
     def create(
@@ -474,6 +522,21 @@ class Deployment:
     @property
     def key(self) -> str:
         return f"{self.model}#{self.id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape the CLI (``--json``) and the REST API show."""
+        return {
+            "deployment": self.key,
+            "id": self.id,
+            "model": self.model,
+            "blue": self.blue,
+            "green": self.green,
+            "status": self.status,
+            "forced": self.forced,
+            "keep_until": _iso(self.keep_until),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
 
     def switched(self) -> None:
         self._record(
