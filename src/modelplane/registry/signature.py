@@ -15,6 +15,7 @@ pandas is imported only when a columnar batch is validated, so importing this mo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -98,7 +99,7 @@ class Signature:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...] = ()
 
-    @property
+    @functools.cached_property  # asked on every request (the fields are frozen)
     def is_columnar(self) -> bool:
         """True for a signature of named 1-D columns (inferred from a DataFrame or dict)."""
         return bool(self.inputs) and all(len(s.shape) == 1 for s in self.inputs)

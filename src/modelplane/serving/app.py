@@ -361,6 +361,7 @@ async def predict(request: Request, state: ServingState) -> RawResponse:
         no_cache="no-cache" in (_header(request, b"cache-control") or ""),
         route=route,
         arm=arm,
+        routed=router is not None,  # looked up above: one dict lookup when there is no route
     )
     result = await state.service.infer(req)
     answer: dict[str, Any] = {

@@ -113,7 +113,7 @@ class InferenceService:
         router = self.router
         route, arm = request.route, request.arm
         ref = request.model
-        if route is None and router is not None and request.version is None:
+        if route is None and router is not None and request.version is None and not request.routed:
             route = router.routes.get(ref)  # only a bare name is a key: "m@a", "m/3" miss
             if route is not None:
                 arm = route.pick(request.unit_id)
@@ -133,17 +133,18 @@ class InferenceService:
         finally:
             self.in_flight -= 1
         latency_ms = (time.perf_counter() - started) * 1000
-        if router is not None:
-            prediction = result.outputs.get(served.predict_output)
+        if router is not None:  # no route and no shadow: nothing more than two tests
             if route is not None and arm is not None:
                 result.parameters["variant"] = arm.name
                 result.parameters["experiment"] = route.name
                 router.record(route, arm, latency_ms, ok=not result.fallback)
                 if result.id:
+                    prediction = result.outputs.get(served.predict_output)
                     router.remember(result.id, route, arm, prediction)
             if router.shadows:
                 shadow = router.shadows.get(served.name)
                 if shadow is not None and shadow.candidate != served.version and shadow.sample():
+                    prediction = result.outputs.get(served.predict_output)
                     router.mirror(shadow, request.inputs, prediction)
         if self._predlog is not None:
             self._predlog.log(

@@ -52,6 +52,8 @@ class InferRequest:
     ``unit_id`` (a user, a card…) keeps a unit on one arm of an experiment or rollout. ``route``
     and ``arm`` are set by an edge that already chose the arm (``/predict`` needs the arm's
     signature to decode its inputs); otherwise the service chooses for a bare-name ``model``.
+    ``routed`` says the edge already looked the routing table up (so the service does not
+    again, when it found no route).
     """
 
     model: str
@@ -64,6 +66,7 @@ class InferRequest:
     no_cache: bool = False
     route: Route | None = None
     arm: Arm | None = None
+    routed: bool = False
 
 
 @dataclass
