@@ -35,8 +35,9 @@ def _server_missing(what: str, exc: Exception) -> None:
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
-    """One asyncio loop per test process for every async test: grpc.aio binds itself to the
-    first loop it sees, so a fresh loop per test left it posting to a closed one (flaky)."""
+    """Every async test on asyncio. Session-scoped so that broader-scoped async fixtures are
+    possible: anyio closes its loop between tests unless such a fixture holds it, which the
+    grpc.aio tests do (tests/integration/test_grpc_server.py: ``one_loop``)."""
     return "asyncio"
 
 

@@ -89,8 +89,16 @@ def core() -> FakeCore:
     return FakeCore()
 
 
+@pytest.fixture(scope="module")
+async def one_loop() -> AsyncIterator[None]:
+    """Hold the test runner's event loop for the whole module: anyio closes it between tests
+    when nothing holds it, and grpc.aio's poller, bound to an earlier loop, then posts to a
+    closed one ("Event loop is closed", intermittently)."""
+    yield
+
+
 @pytest.fixture
-async def server(core: FakeCore) -> AsyncIterator[GrpcServer]:
+async def server(one_loop: None, core: FakeCore) -> AsyncIterator[GrpcServer]:
     running = await start_grpc_server(core, host="127.0.0.1", port=0, extensions=["x"])
     yield running
     await running.stop(None)
