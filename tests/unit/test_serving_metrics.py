@@ -65,6 +65,28 @@ class TestEachCallMovesItsMetric:
         assert value(registry, "modelplane_batch_size_rows_bucket", model="fraud", le="16.0") == 0
         assert value(registry, "modelplane_queue_depth", model="fraud") == 7
 
+    def test_counted_between_scrapes_and_labels_that_print_alike_share_a_series(
+        self, metrics: ServingMetrics, registry: CollectorRegistry
+    ) -> None:
+        # One process: totals kept in plain dicts, copied in at each collection.
+        metrics.observe_request("fraud", 3, "/predict", 200, 0.002)
+        metrics.observe_batch("fraud", 2000)
+        ok = {"model": "fraud", "version": "3", "route": "/predict", "status": "200"}
+        assert value(registry, "modelplane_requests_total", **ok) == 1
+        metrics.observe_request("fraud", "3", "/predict", 200, 7.0)
+        metrics.observe_batch("fraud", 1)
+        for _ in range(2):  # a collection copies totals in; it never adds them twice
+            assert value(registry, "modelplane_requests_total", **ok) == 2
+            timed = {"model": "fraud", "route": "/predict"}
+            assert value(registry, "modelplane_request_duration_seconds_count", **timed) == 2
+            assert value(registry, "modelplane_request_duration_seconds_sum", **timed) == 7.002
+            assert value(registry, "modelplane_request_duration_seconds_bucket", **timed,
+                         le="5.0") == 1
+            batch = {"model": "fraud"}
+            assert value(registry, "modelplane_batch_size_rows_bucket", **batch, le="1.0") == 1
+            assert value(registry, "modelplane_batch_size_rows_bucket", **batch, le="+Inf") == 2
+            assert value(registry, "modelplane_batch_size_rows_sum", **batch) == 2001
+
     def test_cache_events(self, metrics: ServingMetrics, registry: CollectorRegistry) -> None:
         metrics.cache_event("l1", "hit")
         metrics.cache_event("l1", "hit")

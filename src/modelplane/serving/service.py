@@ -171,7 +171,7 @@ class InferenceService:
         served = await self.pool.get(ref)
         batch = served.prepare(inputs)
         outputs = (served.predict_output,)
-        out = await self._computer(served, batch, outputs)()
+        out = await self._compute(served, batch, outputs)
         return out[served.predict_output]
 
     async def _infer_on(
@@ -180,18 +180,19 @@ class InferenceService:
         with tracing.span("validate"):
             outputs = served.check_outputs(request.outputs)
             batch = served.prepare(request.inputs)
-        compute = self._computer(served, batch, outputs)
         cached = False
         try:
             if self._cache is not None and served.options.cache:
                 key = prediction_key(served.name, served.version, request.inputs, outputs)
                 with tracing.span("cache"):
                     raw, cached = await self._cache.get_or_compute(
-                        key, lambda: _encoded(compute), bypass=request.no_cache
+                        key,
+                        lambda: _encoded(self._compute(served, batch, outputs)),
+                        bypass=request.no_cache,
                     )
                 result_outputs = decode_outputs(raw)
             else:
-                result_outputs = await compute()
+                result_outputs = await self._compute(served, batch, outputs)
         except CircuitOpen:
             ref = served.options.fallback
             if not ref or fallback:
@@ -211,70 +212,75 @@ class InferenceService:
             cached=cached,
         )
 
-    def _computer(
-        self, served: ServedModel, batch: Any, outputs: tuple[str, ...]
-    ) -> Callable[[], Awaitable[dict[str, np.ndarray[Any, Any]]]]:
+    def _on_batch(self, served: ServedModel) -> Callable[[int, int], None] | None:
+        """The batch callback (metrics) of ``served``'s batchers; built only for a new batcher."""
         metrics = self._metrics
+        if metrics is None:
+            return None
 
         def on_batch(requests: int, rows: int) -> None:
-            if metrics is not None:
-                metrics.observe_batch(served.name, rows)
-                metrics.set_queue_depth(
-                    served.name, sum(b.queue_depth for b in served.batchers.values())
-                )
+            metrics.observe_batch(served.name, rows)
+            metrics.set_queue_depth(
+                served.name, sum(b.queue_depth for b in served.batchers.values())
+            )
 
-        async def compute() -> dict[str, np.ndarray[Any, Any]]:
-            batcher = served.batcher_for(outputs, self._executor, on_batch if metrics else None)
-            traced = tracing.enabled()
-            timeout = served.options.timeout_ms / 1000 if served.options.timeout_ms > 0 else None
-            # Asked here, after the cache: a hit never reaches the model, so it is no probe.
-            if not served.breaker.allow():
-                raise CircuitOpen(
-                    f"{served.name}/{served.version} is failing and has no fallback; retry later"
-                )
-            served.in_flight += 1
-            try:
-                async with served.bulkhead.slot():
-                    with tracing.span("predict", rows=_rows(batch)) if traced else _NO_SPAN:
-                        try:
-                            out: dict[str, np.ndarray[Any, Any]]
-                            if batcher.inline:
-                                # A prediction on the event loop cannot be interrupted: the
-                                # deadline is checked when its batch would start (no timer
-                                # per request: ~13 µs saved, measured).
-                                loop = asyncio.get_running_loop()
-                                out = await batcher.submit(
-                                    batch, deadline=loop.time() + timeout if timeout else None
-                                )
-                            else:
-                                out = await with_timeout(
-                                    batcher.submit(batch),
-                                    timeout,
-                                    what=f"prediction of {served.name}/{served.version}",
-                                )
-                        except DeadlineExceeded:
-                            served.breaker.record(False)
-                            raise
-                        except ModelplaneError:
-                            raise
-                        except (ValueError, TypeError) as exc:
-                            # The model's own input checks (scikit-learn raises ValueError on
-                            # NaN, say): the caller's input, not a failing model.
-                            raise ModelRejectedInput(
-                                f"{served.name}/{served.version} rejected the input: {exc}"
-                            ) from exc
-                        except Exception as exc:
-                            served.breaker.record(False)
-                            raise PredictionFailed(
-                                f"{served.name}/{served.version} failed to predict: "
-                                f"{type(exc).__name__}: {exc}"
-                            ) from exc
-                        served.breaker.record(True)
-                        return out
-            finally:
-                served.in_flight -= 1
+        return on_batch
 
-        return compute
+    async def _compute(
+        self, served: ServedModel, batch: Any, outputs: tuple[str, ...]
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """``batch``'s outputs through breaker, bulkhead and batcher (no closures per request)."""
+        batcher = served.batchers.get(outputs)
+        if batcher is None:
+            batcher = served.batcher_for(outputs, self._executor, self._on_batch(served))
+        traced = tracing.enabled()
+        timeout = served.options.timeout_ms / 1000 if served.options.timeout_ms > 0 else None
+        # Asked here, after the cache: a hit never reaches the model, so it is no probe.
+        if not served.breaker.allow():
+            raise CircuitOpen(
+                f"{served.name}/{served.version} is failing and has no fallback; retry later"
+            )
+        served.in_flight += 1
+        try:
+            async with served.bulkhead.slot():
+                with tracing.span("predict", rows=_rows(batch)) if traced else _NO_SPAN:
+                    try:
+                        out: dict[str, np.ndarray[Any, Any]]
+                        if batcher.inline:
+                            # A prediction on the event loop cannot be interrupted: the
+                            # deadline is checked when its batch would start (no timer
+                            # per request: ~13 µs saved, measured).
+                            loop = asyncio.get_running_loop()
+                            out = await batcher.submit(
+                                batch, deadline=loop.time() + timeout if timeout else None
+                            )
+                        else:
+                            out = await with_timeout(
+                                batcher.submit(batch),
+                                timeout,
+                                what=f"prediction of {served.name}/{served.version}",
+                            )
+                    except DeadlineExceeded:
+                        served.breaker.record(False)
+                        raise
+                    except ModelplaneError:
+                        raise
+                    except (ValueError, TypeError) as exc:
+                        # The model's own input checks (scikit-learn raises ValueError on
+                        # NaN, say): the caller's input, not a failing model.
+                        raise ModelRejectedInput(
+                            f"{served.name}/{served.version} rejected the input: {exc}"
+                        ) from exc
+                    except Exception as exc:
+                        served.breaker.record(False)
+                        raise PredictionFailed(
+                            f"{served.name}/{served.version} failed to predict: "
+                            f"{type(exc).__name__}: {exc}"
+                        ) from exc
+                    served.breaker.record(True)
+                    return out
+        finally:
+            served.in_flight -= 1
 
 
 _ID_PREFIX = uuid.uuid4().hex[:16]
@@ -286,8 +292,8 @@ def _request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
-async def _encoded(compute: Callable[[], Awaitable[dict[str, np.ndarray[Any, Any]]]]) -> bytes:
-    return encode_outputs(await compute())
+async def _encoded(outputs: Awaitable[dict[str, np.ndarray[Any, Any]]]) -> bytes:
+    return encode_outputs(await outputs)
 
 
 def _rows(batch: Any) -> int:
