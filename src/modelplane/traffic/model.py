@@ -418,6 +418,15 @@ class Rollout:
                 field="step",
             )
 
+    def _end(
+        self, status: RolloutStatus, *, reason: str, now: datetime, expected_step: int | None
+    ) -> None:
+        """Finish a running rollout (promoted, rolled back or aborted) with its reason."""
+        self._check_running(expected_step)
+        self.status = status
+        self.updated_at = now
+        self.reason = reason
+
     def advance(
         self, *, reason: str, evidence: dict[str, Any], now: datetime, expected_step: int | None
     ) -> None:
@@ -450,10 +459,7 @@ class Rollout:
         manual: bool = False,
     ) -> None:
         """The candidate wins; the handler moves the ``champion`` alias in the same transaction."""
-        self._check_running(expected_step)
-        self.status = "promoted"
-        self.updated_at = now
-        self.reason = reason
+        self._end("promoted", reason=reason, now=now, expected_step=expected_step)
         self._record(
             CanaryPromoted(
                 key=self.key,
@@ -470,10 +476,7 @@ class Rollout:
     def roll_back(
         self, *, reason: str, evidence: dict[str, Any], now: datetime, expected_step: int | None
     ) -> None:
-        self._check_running(expected_step)
-        self.status = "rolled_back"
-        self.updated_at = now
-        self.reason = reason
+        self._end("rolled_back", reason=reason, now=now, expected_step=expected_step)
         self._record(
             CanaryRolledBack(
                 key=self.key,
@@ -487,10 +490,7 @@ class Rollout:
         )
 
     def abort(self, *, reason: str, now: datetime) -> None:
-        self._check_running(None)
-        self.status = "aborted"
-        self.updated_at = now
-        self.reason = reason
+        self._end("aborted", reason=reason, now=now, expected_step=None)
         self._record(
             CanaryAborted(key=self.key, model=self.model, candidate=self.candidate, reason=reason)
         )
