@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/serving.py [--duration 5] [--warmup 1] [--rounds 2] [--quick]
                                            [--variants unbatched,batched,cache]
                                            [--serve-arg=--max-wait-ms=1 …] [--python-loadgen]
+                                           [--cells 1x1,32x8]
                                            [--profile DIR] [--json PATH|-]
 
 The model is a scikit-learn GradientBoostingClassifier (100 trees, depth 3, 20 float features)
@@ -643,6 +644,8 @@ def report(
             if key not in servers:
                 continue
             for rows, clients in target.cells:
+                if (rows, clients) not in CELLS:  # --cells left this cell out
+                    continue
                 value = ratio(cells, key, rows, clients, target.kind)
                 ok = value is not None and (
                     value >= target.goal if target.kind == "rate" else value <= target.goal
@@ -711,6 +714,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--python-loadgen", action="store_true", help="use the Python load generator, not wrk"
     )
+    parser.add_argument(
+        "--cells", metavar="ROWSxCLIENTS,…",
+        help="measure only these cells, e.g. --cells 1x1,32x8 (default: all five)",
+    )  # fmt: skip
     parser.add_argument("--profile", metavar="DIR", help="py-spy each modelplane server at c=64")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -726,6 +733,15 @@ def main(argv: list[str] | None = None) -> int:
         args.duration, args.warmup, args.rounds = 1, 1, 1
     if args.duration < 1 or args.warmup < 1 or args.rounds < 1:
         parser.error("--duration, --warmup and --rounds must be at least 1")
+    if args.cells:
+        try:
+            chosen = [tuple(int(n) for n in c.strip().split("x")) for c in args.cells.split(",")]
+        except ValueError:
+            chosen = []
+        if not chosen or any(c not in CELLS for c in chosen):
+            known_cells = ", ".join(f"{r}x{c}" for r, c in CELLS)
+            parser.error(f"--cells takes ROWSxCLIENTS among {known_cells}")
+        CELLS[:] = [c for c in CELLS if c in chosen]
     wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
     known = {v.key for v in VARIANTS if v is not FLOOR}
     if set(wanted) - known:
