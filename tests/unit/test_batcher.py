@@ -295,6 +295,79 @@ class TestAdaptiveDispatch:
 # -- failures, cancellation, shutdown -----------------------------------------------------------
 
 
+class TestInline:
+    """On one CPU the model runs on the event loop: deferred one loop turn so that requests read
+    in the same turn share a batch — unless the edge says the request is the only one."""
+
+    async def test_requests_of_one_loop_turn_share_a_batch(self) -> None:
+        model = Model()
+        batcher = Batcher(model, max_batch_size=32, inline=True)
+        tasks = [asyncio.create_task(batcher.submit(np.full((1, 2), i))) for i in range(10)]
+        results = await asyncio.gather(*tasks)
+        assert model.calls == [10]
+        assert [int(r[0]) for r in results] == [2 * i for i in range(10)]
+        await batcher.close()
+
+    async def test_a_sole_request_is_predicted_at_once_in_its_own_task(self) -> None:
+        seen: list[tuple[int, int]] = []
+        order: list[str] = []
+        model = Model()
+        batcher = Batcher(model, inline=True, on_batch=lambda n, rows: seen.append((n, rows)))
+        asyncio.get_running_loop().call_soon(order.append, "next loop turn")
+        got = await batcher.submit(np.full((3, 2), 1), sole=True)
+        order.append("answered")
+        np.testing.assert_array_equal(got, [2, 2, 2])
+        assert order == ["answered"]  # no loop turn between submit and the answer
+        assert model.calls == [3]
+        assert seen == [(1, 3)]
+        assert threading.get_ident() in model.threads  # on the event loop's thread
+        await batcher.close()
+
+    async def test_the_same_request_not_sole_waits_one_loop_turn(self) -> None:
+        order: list[str] = []
+        batcher = Batcher(Model(), inline=True)
+        asyncio.get_running_loop().call_soon(order.append, "next loop turn")
+        await batcher.submit(np.full((1, 2), 1))
+        order.append("answered")
+        assert order == ["next loop turn", "answered"]
+        await batcher.close()
+
+    async def test_a_sole_request_behind_queued_ones_joins_their_batch(self) -> None:
+        model = Model()
+        batcher = Batcher(model, max_batch_size=32, inline=True)
+        queued = [asyncio.create_task(batcher.submit(np.full((1, 2), i))) for i in range(3)]
+        await asyncio.sleep(0)  # the three are queued, their batch not run yet
+        assert batcher.queue_depth == 3
+        last = await batcher.submit(np.full((1, 2), 9), sole=True)  # a stale hint: it queues
+        await asyncio.gather(*queued)
+        assert int(last[0]) == 18
+        assert model.calls == [4]
+        await batcher.close()
+
+    async def test_a_sole_request_that_fails_raises_the_models_error(self) -> None:
+        batcher = Batcher(Model(fail_negative=True), inline=True)
+        with pytest.raises(ValueError, match="negative input"):
+            await batcher.submit(-np.ones((1, 2)), sole=True)
+        assert batcher.in_flight == 0
+        np.testing.assert_array_equal(await batcher.submit(np.ones((1, 2)), sole=True), [2])
+        await batcher.close()
+
+    async def test_sole_means_nothing_to_a_batcher_with_an_executor(self) -> None:
+        model = Model()
+        batcher = Batcher(model)
+        await batcher.submit(np.ones((1, 2)), sole=True)
+        assert threading.get_ident() not in model.threads  # still off the loop
+        await batcher.close()
+
+    async def test_a_timeout_expires_a_request_still_queued(self) -> None:
+        from modelplane.errors import DeadlineExceeded
+
+        batcher = Batcher(Model(), inline=True)
+        with pytest.raises(DeadlineExceeded):
+            await batcher.submit(np.ones((1, 2)), timeout=-1.0)
+        await batcher.close()
+
+
 class TestFailures:
     async def test_one_bad_request_in_a_batch_fails_alone(self, gate: threading.Event) -> None:
         model = Model(gate=gate, fail_negative=True)

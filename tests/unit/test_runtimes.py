@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -33,6 +34,7 @@ from modelplane.runtimes import (
     load_runtime,
     save_model,
 )
+from modelplane.runtimes.sklearn import SklearnRuntime
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -159,6 +161,59 @@ class TestSklearn:
         saved = save_model(SumRegressor().fit(x, y), tmp_path)
         runtime = load_runtime("sklearn", saved.path, trust=True)
         np.testing.assert_allclose(runtime.predict(x), x.sum(axis=1))
+
+
+class TestSklearnFiniteCheck:
+    """The runtime checks a numeric array for NaN/infinity once and lets scikit-learn skip its
+    own repeated checks; what is refused and what is predicted stay as scikit-learn has them."""
+
+    @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+    def test_non_finite_input_is_refused_as_scikit_learn_would(self, data: Any, bad: float) -> None:
+        x, y = data
+        model = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(x, y)
+        runtime = SklearnRuntime(model)
+        sample = x[:3].copy()
+        sample[1, 2] = bad
+        with pytest.raises(ValueError, match="Input X contains"):
+            model.predict(sample)  # what scikit-learn does on its own
+        what = "NaN" if np.isnan(bad) else "infinity"
+        for method in (runtime.predict, runtime.predict_proba):
+            with pytest.raises(ValueError, match=f"contains {what}"):
+                method(sample)
+        assert sklearn.get_config()["assume_finite"] is False  # restored
+
+    @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.uint8, np.bool_])
+    def test_predictions_are_unchanged(self, data: Any, dtype: Any) -> None:
+        x, y = data
+        model = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(x, y)
+        runtime = SklearnRuntime(model)
+        sample = (x * 3).astype(dtype)
+        np.testing.assert_array_equal(runtime.predict(sample), model.predict(sample))
+        np.testing.assert_array_equal(runtime.predict_proba(sample), model.predict_proba(sample))
+        assert sklearn.get_config()["assume_finite"] is False
+
+    def test_a_model_that_takes_nan_still_gets_it(self, data: Any) -> None:
+        x, y = data
+        model = HistGradientBoostingClassifier(max_iter=5).fit(x, y)
+        sample = x[:2].copy()
+        sample[0, 0] = np.nan
+        np.testing.assert_array_equal(SklearnRuntime(model).predict(sample), model.predict(sample))
+
+    def test_pipelines_keep_scikit_learns_own_checks(self, data: Any) -> None:
+        x, y = data
+        log_then_fit = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression())
+        model = log_then_fit.fit(np.abs(x), y)
+        # -2 is finite, but log1p(-2) is NaN: only the pipeline's later step can see it.
+        sample = np.array([[-2.0, 0.0, 0.0, 0.0]])
+        with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="NaN"):
+            SklearnRuntime(model).predict(sample)
+
+    def test_an_assume_finite_set_by_the_caller_is_kept(self, data: Any) -> None:
+        x, y = data
+        runtime = SklearnRuntime(LogisticRegression().fit(x, y))
+        with sklearn.config_context(assume_finite=True):
+            runtime.predict(x[:2])
+            assert sklearn.get_config()["assume_finite"] is True
 
 
 class TestSkopsTrustedTypes:

@@ -92,6 +92,7 @@ def serve(
     """
     import uvicorn
 
+    from modelplane.serving.http_server import ServingHttpProtocol
     from modelplane.serving.options import ModelOptions, ServeOptions
 
     st = state(ctx)
@@ -145,7 +146,7 @@ def serve(
             port=port,
             workers=workers,
             loop="uvloop",
-            http="httptools",
+            http=ServingHttpProtocol,  # uvicorn's httptools protocol (see http_server.py)
             access_log=False,
             log_level="warning",
             proxy_headers=False,  # one ASGI layer less per request; nothing here reads it

@@ -66,7 +66,19 @@ _DENIED_PREFIXES = (
 
 
 class SklearnRuntime:
-    """A fitted scikit-learn estimator or pipeline."""
+    """A fitted scikit-learn estimator or pipeline.
+
+    **One finiteness check, not three.** scikit-learn checks every input for NaN and infinity
+    each time an estimator validates it: a GradientBoostingClassifier does it in
+    ``decision_function``, again in its initial estimator and again in its trees — ~19 µs of a
+    ~150 µs one-row ``predict`` (measured here, scikit-learn 1.9). For a numeric numpy array
+    given to an estimator that refuses NaN (its ``allow_nan`` tag is false) and that chains no
+    transformers (a transformer's output could be non-finite when its input is not), the
+    runtime checks the input once (~1 µs) and predicts with scikit-learn's ``assume_finite``
+    set for that call. A NaN or infinity is refused with a ``ValueError`` as scikit-learn
+    would refuse it (serving answers 422). Any other input (a DataFrame, an object array) or
+    estimator goes through scikit-learn's own checks unchanged. The outputs are the same.
+    """
 
     flavor = FLAVOR
 
@@ -74,18 +86,74 @@ class SklearnRuntime:
         self.model = model
         self._predict = model.predict
         self._predict_proba = getattr(model, "predict_proba", None)
+        self._own_finite_check = _checks_finite_itself(model)
 
     @property
     def has_proba(self) -> bool:
         return self._predict_proba is not None
 
     def predict(self, batch: Any) -> np.ndarray[Any, Any]:
-        return np.asarray(self._predict(to_frame(batch)))
+        return np.asarray(self._call(self._predict, to_frame(batch)))
 
     def predict_proba(self, batch: Any) -> np.ndarray[Any, Any]:
         if self._predict_proba is None:
             raise no_proba(FLAVOR, type(self.model).__name__)
-        return np.asarray(self._predict_proba(to_frame(batch)))
+        return np.asarray(self._call(self._predict_proba, to_frame(batch)))
+
+    def _call(self, method: Any, X: Any) -> Any:
+        if not self._own_finite_check or type(X) is not np.ndarray or X.dtype.kind not in "fiub":
+            return method(X)
+        if X.dtype.kind == "f" and not np.isfinite(X).all():
+            what = "NaN" if np.isnan(X).any() else "infinity"
+            raise ValueError(
+                f"Input X contains {what}; {type(self.model).__name__} does not accept it"
+            )
+        return _assuming_finite(method, X)
+
+
+# Estimators that pass their input through transformers before predicting: the input being
+# finite says nothing about what reaches the later steps, so scikit-learn keeps its own checks.
+_CHAINING = ("Pipeline", "FeatureUnion", "ColumnTransformer", "TransformedTargetRegressor")
+
+
+def _checks_finite_itself(model: Any) -> bool:
+    """Whether the runtime may check the input for NaN/infinity itself (see SklearnRuntime)."""
+    try:
+        from sklearn.base import BaseEstimator
+        from sklearn.utils import get_tags
+
+        if not isinstance(model, BaseEstimator) or get_tags(model).input_tags.allow_nan:
+            return False
+        parts = [model, *model.get_params(deep=True).values()]
+    except Exception:  # an estimator too old or too odd for tags and params: leave it alone
+        return False
+    return not any(
+        isinstance(part, BaseEstimator)
+        and (type(part).__name__ in _CHAINING or hasattr(part, "transform"))
+        for part in parts
+    )
+
+
+try:  # the thread's own settings, toggled for one call (config_context costs ~6 µs a call)
+    from sklearn._config import _get_threadlocal_config
+except ImportError:  # pragma: no cover - a scikit-learn without it: the public way
+    _get_threadlocal_config = None
+
+
+def _assuming_finite(method: Any, X: np.ndarray[Any, Any]) -> Any:
+    if _get_threadlocal_config is None:  # pragma: no cover
+        import sklearn
+
+        with sklearn.config_context(assume_finite=True):
+            return method(X)
+    config = _get_threadlocal_config()
+    if config.get("assume_finite"):
+        return method(X)
+    config["assume_finite"] = True
+    try:
+        return method(X)
+    finally:
+        config["assume_finite"] = False
 
 
 def save(model: Any, dest_dir: Path, *, input_example: Any = None) -> Path:

@@ -45,6 +45,7 @@ from modelplane.errors import (
 )
 from modelplane.serving import accesslog, oip, tracing
 from modelplane.serving.delivery import TrafficRouter, run_controller
+from modelplane.serving.http_server import sole_request
 from modelplane.serving.metrics import ServingMetrics, mark_process_dead
 from modelplane.serving.options import ServeOptions
 from modelplane.serving.pool import ModelPool, ServedModel
@@ -301,6 +302,7 @@ async def infer(request: Request, state: ServingState) -> RawResponse:
         body, header_length=header_length, model=name, version=request.path_params.get("version")
     )
     req.no_cache = "no-cache" in (_header(request, b"cache-control") or "")
+    req.sole = sole_request()
     if req.unit_id is None:
         req.unit_id = _header_unit_id(request)
     result = await state.service.infer(req)
@@ -362,6 +364,7 @@ async def predict(request: Request, state: ServingState) -> RawResponse:
         route=route,
         arm=arm,
         routed=router is not None,  # looked up above: one dict lookup when there is no route
+        sole=sole_request(),
     )
     result = await state.service.infer(req)
     answer: dict[str, Any] = {

@@ -166,18 +166,34 @@ class Batcher:
         """Whether predictions run on the event loop (and so cannot be interrupted)."""
         return self._inline
 
-    async def submit(self, batch: Any, *, deadline: float | None = None) -> Any:
+    async def submit(
+        self,
+        batch: Any,
+        *,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        sole: bool = False,
+    ) -> Any:
         """Predict ``batch`` (one request's rows) and return exactly its rows of the output.
 
         ``batch`` is a 2-D numpy array, a pandas DataFrame or a dict of numpy arrays with the
         same number of rows; anything else is predicted alone. ``predict``'s exception for
         this request propagates; :class:`~modelplane.errors.NotReady` once :meth:`close` began.
+        ``deadline`` (loop time) or ``timeout`` (seconds from now) fails the request with
+        :class:`~modelplane.errors.DeadlineExceeded` if its batch has not started by then.
+        ``sole`` says the caller knows no other request is in flight (see ``http_server.py``):
+        an inline batcher with nothing queued or running then predicts at once, in the
+        caller's task, instead of one loop turn later (nothing could join the batch anyway).
         """
         if self._closed:
             raise NotReady(f"batcher {self.name!r} is closed", field=self.name or None)
+        if sole and self._inline and not self._queue and not self._running:
+            return self._predict_now(batch)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         rows = _rows(batch)
+        if timeout is not None:
+            deadline = loop.time() + timeout
         self._queue.append(_Request(batch, rows, future, loop.time(), deadline))
         self._queued_rows += rows
         if self._inline:
@@ -191,6 +207,23 @@ class Batcher:
         elif self._running < self.max_concurrency:
             self._pump(loop)
         return await future
+
+    def _predict_now(self, batch: Any) -> Any:
+        """One request predicted in the caller's task (inline, idle, nothing can join it): no
+        future, no loop turn. Its deadline cannot have passed: it has not waited."""
+        if self._on_batch is not None:
+            try:
+                self._on_batch(1, _rows(batch))
+            except Exception:
+                log.exception("on_batch callback of batcher %r failed", self.name)
+        self._running += 1
+        try:
+            ok, value = _predict_alone(self._predict, batch)
+        finally:
+            self._running -= 1
+        if not ok:
+            raise value
+        return value
 
     def _scheduled_pump(self, loop: asyncio.AbstractEventLoop) -> None:
         self._pump_scheduled = False

@@ -53,7 +53,9 @@ class InferRequest:
     and ``arm`` are set by an edge that already chose the arm (``/predict`` needs the arm's
     signature to decode its inputs); otherwise the service chooses for a bare-name ``model``.
     ``routed`` says the edge already looked the routing table up (so the service does not
-    again, when it found no route).
+    again, when it found no route). ``sole`` says the edge knows this is the only request the
+    server holds (REST under ``modelplane serve``; see ``http_server.py``): an idle model on
+    the event loop then predicts it at once instead of one loop turn later.
     """
 
     model: str
@@ -67,6 +69,7 @@ class InferRequest:
     route: Route | None = None
     arm: Arm | None = None
     routed: bool = False
+    sole: bool = False
 
 
 @dataclass
