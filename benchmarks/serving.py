@@ -102,11 +102,15 @@ class Variant:
 
 
 FLOOR = Variant("floor", "floor (Starlette)")
+# The same app as "unbatched", served by granian (Rust HTTP, ASGI) instead of uvicorn: the
+# measurement behind the choice of HTTP stack (README "Serving"). Not run by default.
+GRANIAN = Variant("granian", "modelplane on granian, no batching", ("--max-batch-size", "1"))
 VARIANTS = [
     FLOOR,
     Variant("unbatched", "modelplane, no batching", ("--max-batch-size", "1")),
     Variant("batched", "modelplane, batching"),  # the defaults: --max-batch-size 32
     Variant("cache", "modelplane, cache hits", ("--cache",)),
+    GRANIAN,
 ]
 Metrics = dict[str, float]  # counters read from /metrics
 Profile = dict[str, list[tuple[str, float, float]]]  # "self"/"total" → (function, self %, total %)
@@ -124,6 +128,7 @@ class Target:
 
 TARGETS = [
     Target("unbatched 1-row req/s", ("unbatched",), ((1, 1), (1, 8), (1, 64)), "rate", 0.9),
+    # No goal: granian is measured, not required (it is not what `modelplane serve` runs).
     Target("batched 1-row req/s at c=64", ("batched",), ((1, 64),), "rate", 1.5),
     Target("32-row req/s", ("unbatched", "batched"), ((32, 8), (32, 64)), "rate", 1.2),
     Target("cache-hit req/s", ("cache",), tuple(CELLS), "rate", 1.8),
@@ -414,11 +419,37 @@ def start_servers(
         if variant is FLOOR:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--floor-server",
                    str(model_path), "--port", str(port)]  # fmt: skip
+        elif variant is GRANIAN:
+            cmd, variant_env = granian_command(port, serve_args)
+            servers[variant.key] = Server(variant, cmd, {**env, **variant_env}, cpu,
+                                          tmp / f"{variant.key}.log", port)  # fmt: skip
+            continue
         else:
             cmd = [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(port),
                    *MP_ARGS, *serve_args, *variant.args]  # fmt: skip
         servers[variant.key] = Server(variant, cmd, env, cpu, tmp / f"{variant.key}.log", port)
     return servers
+
+
+def granian_command(port: int, serve_args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``modelplane serve --max-batch-size 1`` as granian runs it: the app factory ``serve``
+    hands uvicorn, the same options (through ``MODELPLANE_SERVE_OPTIONS``), one worker, one
+    Rust runtime thread, uvloop."""
+    from modelplane.cli.serve import APP_FACTORY
+    from modelplane.serving.options import ModelOptions, ServeOptions
+
+    if serve_args:
+        raise SystemExit("--serve-arg is not passed to the granian variant; run it without")
+    options = ServeOptions(
+        host="127.0.0.1", port=port, grpc_port=None, models=(f"{MODEL}@champion",),
+        defaults=ModelOptions(max_batch_size=1), prediction_log=False, access_log=False,
+    )  # fmt: skip
+    cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host",
+           "127.0.0.1", "--port", str(port), "--workers", "1", "--runtime-threads", "1",
+           "--loop", "uvloop", "--http", "1", "--no-ws", "--log-level", "warning",
+           APP_FACTORY]  # fmt: skip
+    env = {"MODELPLANE_SERVE_OPTIONS": options.to_json(), "OMP_NUM_THREADS": "1"}
+    return cmd, env
 
 
 def check_answers(servers: dict[str, Server], bodies: dict[int, list[str]]) -> None:
@@ -704,7 +735,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--variants", default="unbatched,batched,cache",
-        help="modelplane servers to run (the floor always runs)",
+        help="servers to run besides the floor: unbatched, batched, cache, granian (the "
+        "unbatched app under granian instead of uvicorn; not run by default)",
     )  # fmt: skip
     parser.add_argument(
         "--serve-arg", action="append", default=[], metavar="ARG",
@@ -746,6 +778,11 @@ def main(argv: list[str] | None = None) -> int:
     known = {v.key for v in VARIANTS if v is not FLOOR}
     if set(wanted) - known:
         parser.error(f"unknown --variants {sorted(set(wanted) - known)}; known: {sorted(known)}")
+    if "granian" in wanted:
+        try:
+            import granian  # noqa: F401
+        except ImportError:
+            parser.error("--variants granian needs granian (make install puts it in .venv)")
     variants = [FLOOR, *(v for v in VARIANTS if v.key in wanted)]
 
     from rich.console import Console
