@@ -182,3 +182,34 @@ def test_grpc_carries_the_unit_and_names_the_variant(tmp_path: Path) -> None:
                 assert reply.model_version == str(version)
     finally:
         assert server.stop() == 0
+
+
+def test_inline_model_answers_one_client_and_many_alike(home: Path) -> None:
+    """``--threads 0``: predictions on the event loop. One client at a time takes the sole-request
+    path (predicted at once); concurrent clients are batched; both give the model's answers, and
+    a NaN (JSON null in an FP64 tensor) is refused with 422 on either path."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = [int(v) for v in Client(Settings(home=home)).load_model("fraud").predict(X[:40])]
+    s = Server(home, "--model", "fraud@champion", "--threads", "0", "--max-batch-size", "32")
+    try:
+        one_by_one = [int(rest_infer(s.url, X[i : i + 1])["predict"][0]) for i in range(40)]
+        with httpx.Client(base_url=s.url, timeout=10) as http:
+
+            def call(i: int) -> httpx.Response:
+                data = X[i].tolist() if i != 13 else [None] * 5
+                body = {"inputs": [{"name": "input-0", "shape": [1, 5], "datatype": "FP64",
+                                    "data": data}]}
+                return http.post("/v2/models/fraud/infer", json=body)
+
+            with ThreadPoolExecutor(16) as pool:
+                together = list(pool.map(call, range(40)))
+            alone_nan = call(13)
+    finally:
+        assert s.stop() == 0
+    assert one_by_one == expected
+    assert together[13].status_code == 422
+    assert alone_nan.status_code == 422
+    assert "NaN" in alone_nan.json()["error"]
+    answers = [int(r.json()["outputs"][0]["data"][0]) for i, r in enumerate(together) if i != 13]
+    assert answers == [v for i, v in enumerate(expected) if i != 13]
