@@ -7,6 +7,7 @@ The app runs with its real lifespan (platform, pool, batcher, cache, prediction 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -607,3 +608,60 @@ class TestUnknownModels:
                         .status_code for _ in range(5)]
         assert statuses == [404] * 5
         assert calls.count("ghost") == 1
+
+
+class TestSoleRequest:
+    """Under uvicorn with ``ServingHttpProtocol`` (what ``modelplane serve`` runs), a request the
+    server holds alone is predicted at once by an idle inline model; under plain uvicorn (no
+    hint) it is deferred one loop turn as before. Answers are the same either way."""
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def uvicorn_serving(platform: Platform, http: Any) -> AsyncIterator[tuple[str, Any]]:
+        import socket
+
+        import uvicorn
+
+        app = create_serving_app(platform=platform, options=ServeOptions(
+            grpc_port=None, poll_interval_s=3600, access_log=False, executor_threads=0,
+            defaults=ModelOptions(max_batch_size=32)))
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, http=http, log_level="warning"))
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            while not server.started:
+                await asyncio.sleep(0.01)
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}", app
+        finally:
+            server.should_exit = True
+            await task
+            sock.close()
+
+    @pytest.mark.parametrize("protocol", ["ours", "httptools"])
+    async def test_one_client_at_a_time(self, platform: Platform, registered: Client,
+                                        fitted: LogisticRegression, protocol: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+        from modelplane.serving import http_server
+
+        monkeypatch.setattr(http_server, "_tasks", None)
+        http = http_server.ServingHttpProtocol if protocol == "ours" else "httptools"
+        async with self.uvicorn_serving(platform, http) as (url, app), \
+                httpx.AsyncClient(base_url=url, timeout=10) as client:
+            answers = []
+            for i in range(10):
+                r = await client.post("/v2/models/fraud/infer", json=oip_body(X[i : i + 1]))
+                assert r.status_code == 200, r.text
+                answers.append(int(output(r.json(), "predict")[0]))
+            r = await client.post("/predict", json={"model": "fraud", "inputs": [X[10].tolist()]})
+            assert r.status_code == 200, r.text
+            served = await app.state.serving.pool.get("fraud")
+            at_once = sum(b.at_once for b in served.batchers.values())
+            together = await asyncio.gather(*(
+                client.post("/v2/models/fraud/infer", json=oip_body(X[i : i + 1]))
+                for i in range(30)))
+        assert answers == fitted.predict(X[:10]).tolist()
+        assert r.json()["predictions"] == fitted.predict(X[10:11]).tolist()
+        assert at_once == (11 if protocol == "ours" else 0)
+        assert [int(output(t.json(), "predict")[0]) for t in together] == \
+            fitted.predict(X[:30]).tolist()

@@ -318,6 +318,7 @@ class TestInline:
         order.append("answered")
         np.testing.assert_array_equal(got, [2, 2, 2])
         assert order == ["answered"]  # no loop turn between submit and the answer
+        assert batcher.at_once == 1
         assert model.calls == [3]
         assert seen == [(1, 3)]
         assert threading.get_ident() in model.threads  # on the event loop's thread
@@ -365,6 +366,9 @@ class TestInline:
         batcher = Batcher(Model(), inline=True)
         with pytest.raises(DeadlineExceeded):
             await batcher.submit(np.ones((1, 2)), timeout=-1.0)
+        with pytest.raises(DeadlineExceeded):  # an expired request takes no shortcut
+            await batcher.submit(np.ones((1, 2)), timeout=-1.0, sole=True)
+        assert batcher.at_once == 0
         await batcher.close()
 
 

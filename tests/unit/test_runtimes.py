@@ -6,6 +6,7 @@ import json
 import pickle
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.datasets import make_classification
+from sklearn.ensemble import (
+    AdaBoostClassifier,
+    BaggingClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+)
+from sklearn.frozen import FrozenEstimator
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures
+from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier
 
 from modelplane.errors import (
     ArtifactMissing,
@@ -163,50 +177,123 @@ class TestSklearn:
         np.testing.assert_allclose(runtime.predict(x), x.sum(axis=1))
 
 
-class TestSklearnFiniteCheck:
-    """The runtime checks a numeric array for NaN/infinity once and lets scikit-learn skip its
-    own repeated checks; what is refused and what is predicted stay as scikit-learn has them."""
+class NanTolerant(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """A user's model that imputes in ``predict``: its tags say nothing of NaN."""
 
-    @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-    def test_non_finite_input_is_refused_as_scikit_learn_would(self, data: Any, bad: float) -> None:
-        x, y = data
-        model = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(x, y)
+    def fit(self, x: Any, y: Any) -> NanTolerant:
+        self.means_ = np.nanmean(x, 0)
+        self.lr_ = LogisticRegression().fit(x, y)
+        return self
+
+    def predict(self, x: Any) -> Any:
+        return self.lr_.predict(np.where(np.isnan(x), self.means_, x))
+
+
+def outcome(method: Any, x: Any) -> tuple[str, Any]:
+    """What a call gives: ("ok", the answer) or (the exception's type, its message)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return "ok", np.asarray(method(x)).tolist()
+        except ValueError as exc:
+            return "ValueError", str(exc)
+
+
+FIVE = make_classification(200, 5, random_state=0)
+
+
+def _gbc() -> Any:
+    return GradientBoostingClassifier(n_estimators=5, random_state=0).fit(*FIVE)
+
+
+# (estimator, input) pairs where skipping scikit-learn's own checks would change the outcome
+# (found by review): a value float32 cannot hold, NaN a model would take, inner estimators.
+TRICKY = {
+    "GBC, 1e39 (its trees cast to float32)": (_gbc, np.full((1, 5), 1e39)),
+    "GBC, NaN": (_gbc, np.array([[np.nan, 0, 0, 0, 0.0]])),
+    "GBC, -inf": (_gbc, np.array([[-np.inf, 0, 0, 0, 0.0]])),
+    "AdaBoost over trees, -1e39": (
+        lambda: AdaBoostClassifier(DecisionTreeClassifier(max_depth=2), n_estimators=3).fit(*FIVE),
+        np.full((1, 5), -1e39),
+    ),
+    "isotonic calibration, 1e308": (
+        lambda: CalibratedClassifierCV(LinearSVC(), method="isotonic").fit(*FIVE),
+        np.full((1, 5), 1e308),
+    ),
+    "frozen bagging of a polynomial pipeline, 1e200": (
+        lambda: FrozenEstimator(BaggingClassifier(
+            make_pipeline(PolynomialFeatures(), LogisticRegression()), n_estimators=2
+        ).fit(*FIVE)),
+        np.array([[1e200, 1, 1, 1, 1.0]]),
+    ),
+    "search refit to an imputing pipeline, NaN": (
+        lambda: GridSearchCV(
+            BaggingClassifier(LogisticRegression(), n_estimators=2),
+            {"estimator": [make_pipeline(SimpleImputer(), LogisticRegression())]}, cv=2,
+        ).fit(*FIVE),
+        np.array([[np.nan, 0, 0, 0, 0.0]]),
+    ),
+    "a user's NaN-tolerant estimator, NaN": (
+        lambda: NanTolerant().fit(*FIVE), np.array([[np.nan, 0, 0, 0, 0.0]])
+    ),
+    "log pipeline, finite input that becomes NaN": (
+        lambda: make_pipeline(FunctionTransformer(np.log1p), LogisticRegression()).fit(
+            np.abs(FIVE[0]), FIVE[1]
+        ),
+        np.array([[-2.0, 0, 0, 0, 0.0]]),
+    ),
+}
+
+
+class TestSklearnFiniteCheck:
+    """For plain scikit-learn estimators the runtime checks a numeric array once and lets
+    scikit-learn skip its repeated checks; answers and refusals stay scikit-learn's own."""
+
+    @pytest.mark.parametrize("case", list(TRICKY))
+    def test_answers_and_refusals_are_scikit_learns(self, case: str) -> None:
+        make, x = TRICKY[case]
+        model = make()
         runtime = SklearnRuntime(model)
-        sample = x[:3].copy()
-        sample[1, 2] = bad
-        with pytest.raises(ValueError, match="Input X contains"):
-            model.predict(sample)  # what scikit-learn does on its own
-        what = "NaN" if np.isnan(bad) else "infinity"
-        for method in (runtime.predict, runtime.predict_proba):
-            with pytest.raises(ValueError, match=f"contains {what}"):
-                method(sample)
+        assert outcome(runtime.predict, x) == outcome(model.predict, x)
         assert sklearn.get_config()["assume_finite"] is False  # restored
 
-    @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.uint8, np.bool_])
-    def test_predictions_are_unchanged(self, data: Any, dtype: Any) -> None:
-        x, y = data
-        model = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(x, y)
-        runtime = SklearnRuntime(model)
-        sample = (x * 3).astype(dtype)
-        np.testing.assert_array_equal(runtime.predict(sample), model.predict(sample))
-        np.testing.assert_array_equal(runtime.predict_proba(sample), model.predict_proba(sample))
+    @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, np.int64, np.uint8,
+                                       np.bool_])
+    def test_plain_estimators_take_the_short_path_with_the_same_answers(
+        self, dtype: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from modelplane.runtimes import sklearn as sklearn_runtime
+
+        taken: list[bool] = []
+        original = sklearn_runtime._assuming_finite
+
+        def counted(method: Any, x: Any) -> Any:
+            taken.append(sklearn.get_config()["assume_finite"])
+            return original(method, x)
+
+        monkeypatch.setattr(sklearn_runtime, "_assuming_finite", counted)
+        x, y = FIVE
+        for model in (_gbc(), LogisticRegression().fit(x, y), KNeighborsClassifier().fit(x, y)):
+            runtime = SklearnRuntime(model)
+            sample = (x[:7] * 3).astype(dtype)
+            np.testing.assert_array_equal(runtime.predict(sample), model.predict(sample))
+            np.testing.assert_array_equal(runtime.predict_proba(sample),
+                                          model.predict_proba(sample))
+        assert taken == [False] * 6  # every call went the short way, from a clean setting
         assert sklearn.get_config()["assume_finite"] is False
+
+    @pytest.mark.parametrize("case", [c for c in TRICKY if not c.startswith("GBC")])
+    def test_other_estimators_keep_scikit_learns_checks(self, case: str) -> None:
+        make, _ = TRICKY[case]
+        assert SklearnRuntime(make())._own_finite_check is False
 
     def test_a_model_that_takes_nan_still_gets_it(self, data: Any) -> None:
         x, y = data
         model = HistGradientBoostingClassifier(max_iter=5).fit(x, y)
         sample = x[:2].copy()
         sample[0, 0] = np.nan
-        np.testing.assert_array_equal(SklearnRuntime(model).predict(sample), model.predict(sample))
-
-    def test_pipelines_keep_scikit_learns_own_checks(self, data: Any) -> None:
-        x, y = data
-        log_then_fit = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression())
-        model = log_then_fit.fit(np.abs(x), y)
-        # -2 is finite, but log1p(-2) is NaN: only the pipeline's later step can see it.
-        sample = np.array([[-2.0, 0.0, 0.0, 0.0]])
-        with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="NaN"):
-            SklearnRuntime(model).predict(sample)
+        np.testing.assert_array_equal(SklearnRuntime(model).predict(sample),
+                                      model.predict(sample))
 
     def test_an_assume_finite_set_by_the_caller_is_kept(self, data: Any) -> None:
         x, y = data
@@ -214,6 +301,27 @@ class TestSklearnFiniteCheck:
         with sklearn.config_context(assume_finite=True):
             runtime.predict(x[:2])
             assert sklearn.get_config()["assume_finite"] is True
+
+    def test_the_setting_is_per_thread(self) -> None:
+        """With --threads N, predictions of several threads toggle only their own setting."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        model = _gbc()
+        runtime = SklearnRuntime(model)
+        good = FIVE[0][:1]
+        bad = good.copy()
+        bad[0, 0] = np.nan
+
+        def one(i: int) -> tuple[str, Any]:
+            got = outcome(runtime.predict, bad if i % 3 == 0 else good)
+            assert sklearn.get_config()["assume_finite"] is False
+            return got
+
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(one, range(300)))
+        assert all(r[0] == "ValueError" for r in results[::3])
+        assert all(r == ("ok", model.predict(good).tolist()) for i, r in enumerate(results)
+                   if i % 3)
 
 
 class TestSkopsTrustedTypes:

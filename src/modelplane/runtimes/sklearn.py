@@ -71,13 +71,15 @@ class SklearnRuntime:
     **One finiteness check, not three.** scikit-learn checks every input for NaN and infinity
     each time an estimator validates it: a GradientBoostingClassifier does it in
     ``decision_function``, again in its initial estimator and again in its trees — ~19 µs of a
-    ~150 µs one-row ``predict`` (measured here, scikit-learn 1.9). For a numeric numpy array
-    given to an estimator that refuses NaN (its ``allow_nan`` tag is false) and that chains no
-    transformers (a transformer's output could be non-finite when its input is not), the
-    runtime checks the input once (~1 µs) and predicts with scikit-learn's ``assume_finite``
-    set for that call. A NaN or infinity is refused with a ``ValueError`` as scikit-learn
-    would refuse it (serving answers 422). Any other input (a DataFrame, an object array) or
-    estimator goes through scikit-learn's own checks unchanged. The outputs are the same.
+    ~150 µs one-row ``predict`` (measured here, scikit-learn 1.9). For an estimator of
+    scikit-learn's own that refuses NaN and was given no other estimator (no pipeline, search or
+    wrapper around one; no transformer), given a numeric numpy array whose every value is finite
+    and within float32's range (an estimator may cast to float32, as trees do), the runtime
+    checks that once (~2 µs) and predicts with scikit-learn's ``assume_finite`` set for that
+    call: scikit-learn would have found nothing. Any other input — a NaN, an infinity, a value
+    float32 cannot hold, a DataFrame, an object array — and any other estimator go through
+    scikit-learn's own checks unchanged, so answers and refusals (and their messages) are
+    scikit-learn's.
     """
 
     flavor = FLAVOR
@@ -101,37 +103,46 @@ class SklearnRuntime:
         return np.asarray(self._call(self._predict_proba, to_frame(batch)))
 
     def _call(self, method: Any, X: Any) -> Any:
-        if not self._own_finite_check or type(X) is not np.ndarray or X.dtype.kind not in "fiub":
-            return method(X)
-        if X.dtype.kind == "f" and not np.isfinite(X).all():
-            what = "NaN" if np.isnan(X).any() else "infinity"
-            raise ValueError(
-                f"Input X contains {what}; {type(self.model).__name__} does not accept it"
+        if (
+            self._own_finite_check
+            and type(X) is np.ndarray
+            and X.size
+            and (
+                X.dtype.kind in "iub"
+                or (
+                    X.dtype.kind == "f"
+                    and float(np.maximum.reduce(np.abs(X), axis=None)) <= _F32_MAX
+                )  # NaN fails the comparison too
             )
-        return _assuming_finite(method, X)
+        ):
+            return _assuming_finite(method, X)
+        return method(X)
 
 
-# Estimators that pass their input through transformers before predicting: the input being
-# finite says nothing about what reaches the later steps, so scikit-learn keeps its own checks.
-_CHAINING = ("Pipeline", "FeatureUnion", "ColumnTransformer", "TransformedTargetRegressor")
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _checks_finite_itself(model: Any) -> bool:
-    """Whether the runtime may check the input for NaN/infinity itself (see SklearnRuntime)."""
+    """Whether the runtime may check the input for NaN/infinity itself (see SklearnRuntime):
+    only an estimator of scikit-learn's own that refuses NaN and holds no estimator given to it.
+    Not a user's class (its ``predict`` may take NaN whatever its tags say), not one with an
+    estimator among its parameters (a search refit to an imputing pipeline, a calibrated or
+    bagged pipeline: what reaches the inner estimators is not the input), not a transformer.
+    Ensembles that build their own inner estimators (gradient boosting's trees) qualify; the
+    float32 range check of ``_call`` covers their casts."""
     try:
         from sklearn.base import BaseEstimator
         from sklearn.utils import get_tags
 
-        if not isinstance(model, BaseEstimator) or get_tags(model).input_tags.allow_nan:
-            return False
-        parts = [model, *model.get_params(deep=True).values()]
+        return (
+            isinstance(model, BaseEstimator)
+            and type(model).__module__.startswith("sklearn.")
+            and not hasattr(model, "transform")
+            and not any(isinstance(p, BaseEstimator) for p in model.get_params(deep=True).values())
+            and not get_tags(model).input_tags.allow_nan
+        )
     except Exception:  # an estimator too old or too odd for tags and params: leave it alone
         return False
-    return not any(
-        isinstance(part, BaseEstimator)
-        and (type(part).__name__ in _CHAINING or hasattr(part, "transform"))
-        for part in parts
-    )
 
 
 try:  # the thread's own settings, toggled for one call (config_context costs ~6 µs a call)

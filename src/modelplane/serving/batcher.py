@@ -145,6 +145,8 @@ class Batcher:
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._drained: asyncio.Event | None = None
+        #: Requests predicted at once in their own task (``submit(sole=True)``), a counter.
+        self.at_once = 0
 
     @property
     def queue_depth(self) -> int:
@@ -187,7 +189,14 @@ class Batcher:
         """
         if self._closed:
             raise NotReady(f"batcher {self.name!r} is closed", field=self.name or None)
-        if sole and self._inline and not self._queue and not self._running:
+        if (
+            sole
+            and self._inline
+            and not self._queue
+            and not self._running
+            and deadline is None
+            and (timeout is None or timeout > 0)
+        ):
             return self._predict_now(batch)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -216,6 +225,7 @@ class Batcher:
                 self._on_batch(1, _rows(batch))
             except Exception:
                 log.exception("on_batch callback of batcher %r failed", self.name)
+        self.at_once += 1
         self._running += 1
         try:
             ok, value = _predict_alone(self._predict, batch)

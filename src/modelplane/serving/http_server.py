@@ -10,7 +10,12 @@ not started yet, which is exactly what a request's own count cannot see (each ta
 ``await`` before the next one starts). :class:`ServingHttpProtocol` is uvicorn's own protocol,
 unchanged, that hands that set to this module when a connection opens; :func:`sole_request` reads
 its size. It is a hint: unknown (another server, the in-process test transport, gRPC) counts as
-"not alone", which keeps the deferral, the behaviour without the hint.
+"not alone", which keeps the deferral, the behaviour without the hint. It is read when the
+request is decoded; if another request comes in while this one awaits something (a cold model
+load, the Redis cache), the worst that happens is that this one runs alone when it could have
+joined a batch — the batcher itself still refuses the shortcut when anything is queued or
+running. One ``ServingHttpProtocol`` server per process (``modelplane serve`` runs one, in each
+worker): the set of the last one to open a connection is the one read.
 """
 
 from __future__ import annotations
