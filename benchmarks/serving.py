@@ -103,7 +103,7 @@ class Variant:
 
 FLOOR = Variant("floor", "floor (Starlette)")
 # The same app as "unbatched", served by granian (Rust HTTP, ASGI) instead of uvicorn: the
-# measurement behind the choice of HTTP stack (README "Serving"). Not run by default.
+# measurement behind the choice of HTTP stack (README "Serving"). Not run by default, no target.
 GRANIAN = Variant("granian", "modelplane on granian, no batching", ("--max-batch-size", "1"))
 VARIANTS = [
     FLOOR,
@@ -128,7 +128,6 @@ class Target:
 
 TARGETS = [
     Target("unbatched 1-row req/s", ("unbatched",), ((1, 1), (1, 8), (1, 64)), "rate", 0.9),
-    # No goal: granian is measured, not required (it is not what `modelplane serve` runs).
     Target("batched 1-row req/s at c=64", ("batched",), ((1, 64),), "rate", 1.5),
     Target("32-row req/s", ("unbatched", "batched"), ((32, 8), (32, 64)), "rate", 1.2),
     Target("cache-hit req/s", ("cache",), tuple(CELLS), "rate", 1.8),
@@ -416,18 +415,17 @@ def start_servers(
     servers = {}
     for variant in variants:  # a variant's own arguments come last, so they win
         port = free_port()
+        variant_env: dict[str, str] = {}
         if variant is FLOOR:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--floor-server",
                    str(model_path), "--port", str(port)]  # fmt: skip
         elif variant is GRANIAN:
             cmd, variant_env = granian_command(port, serve_args)
-            servers[variant.key] = Server(variant, cmd, {**env, **variant_env}, cpu,
-                                          tmp / f"{variant.key}.log", port)  # fmt: skip
-            continue
         else:
             cmd = [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(port),
                    *MP_ARGS, *serve_args, *variant.args]  # fmt: skip
-        servers[variant.key] = Server(variant, cmd, env, cpu, tmp / f"{variant.key}.log", port)
+        servers[variant.key] = Server(variant, cmd, {**env, **variant_env}, cpu,
+                                      tmp / f"{variant.key}.log", port)  # fmt: skip
     return servers
 
 

@@ -103,23 +103,23 @@ class SklearnRuntime:
         return np.asarray(self._call(self._predict_proba, to_frame(batch)))
 
     def _call(self, method: Any, X: Any) -> Any:
-        if (
-            self._own_finite_check
-            and type(X) is np.ndarray
-            and X.size
-            and (
-                X.dtype.kind in "iub"
-                or (
-                    X.dtype.kind == "f"
-                    and float(np.maximum.reduce(np.abs(X), axis=None)) <= _F32_MAX
-                )  # NaN fails the comparison too
-            )
-        ):
+        if self._own_finite_check and _finite_in_float32(X):
             return _assuming_finite(method, X)
         return method(X)
 
 
 _F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _finite_in_float32(X: Any) -> bool:
+    """A non-empty numeric ndarray whose every value is finite and float32 can hold (a NaN
+    fails the comparison too)."""
+    if type(X) is not np.ndarray or not X.size:
+        return False
+    kind = X.dtype.kind
+    if kind in "iub":
+        return True
+    return kind == "f" and float(np.maximum.reduce(np.abs(X), axis=None)) <= _F32_MAX
 
 
 def _checks_finite_itself(model: Any) -> bool:

@@ -220,11 +220,7 @@ class Batcher:
     def _predict_now(self, batch: Any) -> Any:
         """One request predicted in the caller's task (inline, idle, nothing can join it): no
         future, no loop turn. Its deadline cannot have passed: it has not waited."""
-        if self._on_batch is not None:
-            try:
-                self._on_batch(1, _rows(batch))
-            except Exception:
-                log.exception("on_batch callback of batcher %r failed", self.name)
+        self._report_batch(1, _rows(batch))
         self.at_once += 1
         self._running += 1
         try:
@@ -234,6 +230,14 @@ class Batcher:
         if not ok:
             raise value
         return value
+
+    def _report_batch(self, requests: int, rows: int) -> None:
+        """``on_batch`` (metrics) for a batch being dispatched; its failure is only logged."""
+        if self._on_batch is not None:
+            try:
+                self._on_batch(requests, rows)
+            except Exception:
+                log.exception("on_batch callback of batcher %r failed", self.name)
 
     def _scheduled_pump(self, loop: asyncio.AbstractEventLoop) -> None:
         self._pump_scheduled = False
@@ -276,11 +280,7 @@ class Batcher:
         inputs = [r.input for r in batch]
         rows = [r.rows for r in batch]
         futures = [r.future for r in batch]
-        if self._on_batch is not None:
-            try:
-                self._on_batch(len(batch), sum(rows))
-            except Exception:
-                log.exception("on_batch callback of batcher %r failed", self.name)
+        self._report_batch(len(batch), sum(rows))
         if self._executor is None:  # inline: on the event loop (one CPU, or GIL-bound models)
             self._running += 1
             try:
