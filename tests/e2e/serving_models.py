@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,23 @@ def fails_on_negative(batch: Any) -> np.ndarray[Any, Any]:
 def slow(batch: Any) -> np.ndarray[Any, Any]:
     time.sleep(0.3)
     return np.asarray(batch, dtype=np.float64).sum(axis=1)
+
+
+HOLD = 7777.0
+
+
+def held(batch: Any) -> np.ndarray[Any, Any]:
+    """Row sums; a batch whose first value is ``HOLD`` is held in flight: the model creates
+    ``$MODELPLANE_TEST_GATE/started`` and waits until the test creates ``…/release`` (at most
+    60 s), so a test knows the request is inside the model without sleeping for it."""
+    array = np.asarray(batch, dtype=np.float64)
+    if array.size and array.flat[0] == HOLD:
+        gate = Path(os.environ["MODELPLANE_TEST_GATE"])
+        (gate / "started").touch()
+        deadline = time.monotonic() + 60
+        while not (gate / "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+    return array.sum(axis=1)
 
 
 def times_ten(batch: Any) -> np.ndarray[Any, Any]:

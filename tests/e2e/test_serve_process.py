@@ -35,10 +35,10 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, home: Path, *args: str) -> None:
+    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.port, self.grpc_port = free_port(), free_port()
         root = str(Path(__file__).resolve().parents[2])  # the pyfunc test models live here
-        env = {**os.environ, "MODELPLANE_HOME": str(home),
+        env = {**os.environ, **(env or {}), "MODELPLANE_HOME": str(home),
                "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         self.log = (home / "server.log").open("wb")
         self.proc = subprocess.Popen(
@@ -82,6 +82,7 @@ def home(tmp_path: Path) -> Path:
     model = GradientBoostingClassifier(n_estimators=20, max_depth=3).fit(X, Y)
     client.log_model(model, name="fraud", input_example=X, alias="champion")
     client.log_model(serving_models.slow, name="slow", input_example=X)
+    client.log_model(serving_models.held, name="held", input_example=X)
     client.close()
     return home
 
@@ -127,24 +128,47 @@ def test_rest_and_grpc_give_identical_outputs(server: Server) -> None:
     np.testing.assert_array_equal(got["predict_proba"], rest["predict_proba"])
 
 
-def test_sigterm_lets_in_flight_requests_finish(server: Server) -> None:
-    result: dict[str, int] = {}
+def _ready(server: Server) -> bool:
+    try:
+        return httpx.get(f"{server.url}/v2/health/ready", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
-    def slow_call() -> None:
-        rows = X[:1]
+
+def test_sigterm_lets_in_flight_requests_finish(home: Path, tmp_path: Path) -> None:
+    """The request is provably inside the model (it said so through a file) when SIGTERM is
+    sent, and the model lets it go only after the signal: no sleep decides the order."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    server = Server(home, "--model", "held", env={"MODELPLANE_TEST_GATE": str(gate)})
+    result: dict[str, int] = {}
+    deadline = time.monotonic() + 60
+
+    def held_call() -> None:
+        rows = X[:1].copy()
+        rows[0, 0] = serving_models.HOLD
         body = {"inputs": [{"name": "input-0", "shape": [1, 5], "datatype": "FP64",
                             "data": rows.ravel().tolist()}]}
-        r = httpx.post(f"{server.url}/v2/models/slow/infer", json=body, timeout=30)
+        r = httpx.post(f"{server.url}/v2/models/held/infer", json=body, timeout=60)
         result["status"] = r.status_code
 
-    httpx.get(f"{server.url}/v2/models/slow", timeout=30)  # loaded and warm
-    caller = threading.Thread(target=slow_call)
-    caller.start()
-    time.sleep(0.1)
-    code = server.stop()
-    caller.join(timeout=30)
-    assert result.get("status") == 200
-    assert code == 0
+    try:
+        assert httpx.get(f"{server.url}/v2/models/held", timeout=30).status_code == 200
+        caller = threading.Thread(target=held_call)
+        caller.start()
+        while not (gate / "started").exists():
+            assert time.monotonic() < deadline, "the request never reached the model"
+            time.sleep(0.01)
+        server.proc.send_signal(signal.SIGTERM)
+        while _ready(server):  # the server has taken the signal: not ready, or not listening
+            assert time.monotonic() < deadline, "the server ignored SIGTERM"
+            time.sleep(0.01)
+        (gate / "release").touch()
+        caller.join(timeout=60)
+        assert result.get("status") == 200
+        assert server.proc.wait(timeout=60) == 0
+    finally:
+        server.stop()
 
 
 def test_grpc_carries_the_unit_and_names_the_variant(tmp_path: Path) -> None:
