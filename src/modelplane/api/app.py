@@ -2,7 +2,8 @@
 
 With no platform given, the app builds one from settings in its lifespan (never at import time)
 and closes it at shutdown. Routers live under ``/api/v1``; the serving app mounts more routers
-into the same app, and :func:`add_error_handlers` gives any app the same JSON errors.
+into the same app, and :func:`add_error_handlers` gives any app the same JSON errors. Request
+bodies are bounded and writes authenticated before their body is read (``limits.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from modelplane import __version__
 from modelplane.api import routes_delivery, routes_events, routes_registry, security
 from modelplane.api.errors import add_error_handlers
+from modelplane.api.limits import BodyLimit
 from modelplane.bootstrap import Platform, bootstrap
 from modelplane.config import Settings
 
@@ -40,7 +42,13 @@ rollouts with their live state, and blue-green deploys with rollback.
 
 
 def include_routers(app: FastAPI, *, prefix: str = API_PREFIX) -> None:
-    """Mount the registry, events, delivery and tokens routers on ``app`` under ``prefix``."""
+    """Mount the registry, events, delivery and tokens routers on ``app`` under ``prefix``.
+
+    ``app`` also gets :class:`~modelplane.api.limits.BodyLimit`: every request body is bounded
+    while it streams in, and a write under ``prefix`` without a write token is refused before
+    its body is read.
+    """
+    app.add_middleware(BodyLimit, prefix=prefix)
     app.include_router(routes_registry.router, prefix=prefix)
     app.include_router(routes_delivery.router, prefix=prefix)
     app.include_router(routes_events.router, prefix=prefix)
