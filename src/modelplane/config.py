@@ -73,7 +73,17 @@ class Settings(BaseSettings):
         description="Artifact store: a local folder or any fsspec URL (default: home/artifacts).",
     )
     require_auth: bool = Field(
-        default=False, description="Require a bearer token on read routes too."
+        default=False,
+        description="Require a bearer token on read routes too (MODELPLANE_REQUIRE_AUTH): the "
+        "registry's read routes, and over REST and gRPC alike model metadata, readiness, "
+        "inference, /predict and /feedback. Health and server metadata stay open.",
+    )
+    metrics_auth: bool = Field(
+        default=False,
+        description="Require a read token on /metrics (MODELPLANE_METRICS_AUTH). False (the "
+        "default): /metrics is open, as Prometheus scrapers expect; true: it needs a bearer "
+        "token of scope read or more, whatever require_auth says, since the metrics name "
+        "models and versions.",
     )
     max_body_bytes: int = Field(
         default=16 << 20, description="Largest request body the server accepts (413 above)."

@@ -9,18 +9,26 @@ Handlers are keyed by exception class (Starlette's way), so domain code never im
 * Starlette's ``HTTPException`` (unknown route 404, wrong method 405…) → same shape, headers
   kept (``Allow``);
 * anything else → 500 ``internal``, logged with its traceback, its text never shown.
+
+Under ``/v2`` (the Open Inference Protocol) the body is ``{"error": "<message>"}`` instead, as
+the protocol says (Triton's client breaks on an object) — unknown paths and methods included.
+
+What a client reads never carries the server's own details (:func:`public_message`): a 500 says
+its stable code and a fixed message (the detail is logged with the exception), and an absolute
+filesystem path in any other message is cut to its file name.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -33,6 +41,8 @@ __all__ = [
     "error_response",
     "field_of",
     "invalid_input_from",
+    "public_message",
+    "redact_paths",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,14 +65,57 @@ def error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+# An absolute path: a "/" that starts a word (not inside a URL or a relative path) and the
+# characters up to a space, quote, bracket or separator; also ``file://`` URLs.
+_FILE_URL = re.compile(r"file://[^\s'\"`,;()\[\]{}<>|]*")
+_ABS_PATH = re.compile(r"(?<![\w:/.~\\-])/[^\s'\"`,;:()\[\]{}<>|]*/[^\s'\"`,;:()\[\]{}<>|]*")
+
+
+def _file_name(match: re.Match[str]) -> str:
+    text = match.group(0).removeprefix("file://").rstrip("/")
+    return text.rsplit("/", 1)[-1] or "/"
+
+
+def redact_paths(message: str) -> str:
+    """``message`` with every absolute filesystem path cut to its file name.
+
+    Runtimes and stores name the files they fail on; a client must not learn where the server
+    keeps them (``/srv/mp/home/artifacts/…/model.skops`` → ``model.skops``).
+    """
+    if "/" not in message:
+        return message
+    return _ABS_PATH.sub(_file_name, _FILE_URL.sub(_file_name, message))
+
+
+def public_message(exc: ModelplaneError) -> str:
+    """What a client may read of ``exc``: a 500's fixed text, any other message redacted.
+
+    The 500s (a failing model, a broken artifact, a bug) say their stable code and nothing of
+    the cause; the caller of :func:`public_message` logs the exception itself.
+    """
+    if exc.status == 500:
+        return f"internal error ({exc.code}); the detail is in the server log"
+    return redact_paths(exc.message)
+
+
+def _oip_route(request: Request) -> bool:
+    path: str = request.scope.get("path", "")
+    return path == "/v2" or path.startswith("/v2/")
+
+
 def error_response(
     status: int,
     code: str,
     message: str,
     field: str | None = None,
     headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "field": field}}
+    *,
+    oip: bool = False,
+) -> Response:
+    """The error body: ``{"error": {code, message, field}}``, or OIP's ``{"error": message}``."""
+    body: dict[str, Any] = (
+        {"error": message} if oip else {"error": {"code": code, "message": message, "field": field}}
+    )
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -99,15 +152,17 @@ def invalid_input_from(exc: ValidationError, *, prefix: str) -> InvalidInput:
     return InvalidInput(message, field=where)
 
 
-async def _modelplane_error(_: Request, exc: Exception) -> JSONResponse:
+async def _modelplane_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelplaneError)
     if exc.status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message, exc_info=exc)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return error_response(exc.status, exc.code, exc.message, exc.field, headers)
+    return error_response(
+        exc.status, exc.code, public_message(exc), exc.field, headers, oip=_oip_route(request)
+    )
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     message, where, kind = _first_error(errors)
@@ -120,11 +175,14 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
             text = "the request body is not valid JSON" + (f": {detail}" if detail else "")
         else:
             text = "the request body must be a JSON object sent as application/json"
-        return error_response(400, MalformedRequest.code, text, "body")
-    return error_response(422, InvalidInput.code, message, where)
+        return error_response(400, MalformedRequest.code, redact_paths(text), "body",
+                              oip=_oip_route(request))  # fmt: skip
+    return error_response(
+        422, InvalidInput.code, redact_paths(message), where, oip=_oip_route(request)
+    )
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     try:
         phrase = HTTPStatus(exc.status_code).phrase
@@ -136,12 +194,22 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) and exc.detail else phrase
     if exc.status_code == 404 and message == phrase:
         message = "no such route"
-    return error_response(exc.status_code, code, message, None, dict(exc.headers or {}) or None)
+    elif exc.status_code == 405 and message == phrase:
+        message = f"method {request.method} is not allowed here"
+        allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
+        if allowed:
+            message += f" (allowed: {allowed})"
+    headers = dict(exc.headers or {}) or None
+    return error_response(
+        exc.status_code, code, redact_paths(message), None, headers, oip=_oip_route(request)
+    )
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc)
-    return error_response(500, ModelplaneError.code, "internal server error")
+    return error_response(
+        500, ModelplaneError.code, "internal server error", oip=_oip_route(request)
+    )
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -54,7 +54,8 @@ def _check(
 
 
 def require_read(platform: PlatformDep, credentials: Credentials) -> Token | None:
-    """Read routes: open unless ``require_auth`` is set, then any valid token."""
+    """Read routes: open unless ``require_auth`` is set, then any valid token (the rule the
+    serving doors call ``guarded``: :data:`modelplane.auth.access.OPERATIONS`)."""
     if not platform.settings.require_auth:
         return None
     return _check(platform, credentials, "read")

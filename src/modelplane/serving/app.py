@@ -31,8 +31,8 @@ from starlette.responses import Response
 
 from modelplane import __version__
 from modelplane.api.app import DESCRIPTION, include_routers
-from modelplane.api.errors import add_error_handlers
-from modelplane.auth.model import Scope, hash_token
+from modelplane.api.errors import add_error_handlers, public_message
+from modelplane.auth.access import Authenticator
 from modelplane.bootstrap import Platform, bootstrap
 from modelplane.config import Settings
 from modelplane.errors import (
@@ -42,6 +42,7 @@ from modelplane.errors import (
     NotReady,
     Overloaded,
     PayloadTooLarge,
+    Unauthorized,
 )
 from modelplane.serving import accesslog, oip, tracing
 from modelplane.serving.delivery import TrafficRouter, run_controller
@@ -71,6 +72,7 @@ class ServingState:
         pool: ModelPool,
         metrics: ServingMetrics,
         options: ServeOptions,
+        auth: Authenticator,
     ) -> None:
         self.platform = platform
         self.service = service
@@ -78,22 +80,14 @@ class ServingState:
         self.metrics = metrics
         self.options = options
         self.max_body = platform.settings.max_body_bytes
-        self.require_auth = platform.settings.require_auth
-        self._tokens: dict[str, tuple[float, str]] = {}
+        self.auth = auth
+        self._needs = auth.needs
 
-    def authorize(self, request: Request, scope: Scope, *, always: bool = False) -> None:
-        """Check the bearer token; verified tokens are remembered for 5 s (no DB per request)."""
-        if not (always or self.require_auth):
-            return
-        header = request.headers.get("authorization", "")
-        presented = header[7:].strip() if header[:7].lower() == "bearer " else None
-        if presented:
-            key = hash_token(presented) + scope
-            seen = self._tokens.get(key)
-            if seen is not None and seen[0] > time.monotonic():
-                return
-        token = self.platform.tokens.authenticate(presented, scope)
-        self._tokens[hash_token(presented or "") + scope] = (time.monotonic() + 5.0, token.id)
+    def authorize(self, request: Request, operation: str) -> None:
+        """Refuse the request unless its bearer token may call ``operation``
+        (:data:`modelplane.auth.access.OPERATIONS`; the gRPC doors use the same check)."""
+        if self._needs.get(operation, "admin") is not None:
+            self.auth.check(operation, _header(request, b"authorization"))
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -180,13 +174,19 @@ async def _body(request: Request, limit: int) -> bytes:
 
 def _error_response(exc: ModelplaneError, *, oip_shape: bool) -> RawResponse:
     """OIP routes answer ``{"error": "…"}``; the others the registry's ``{"error": {code, …}}``.
-    A shed request (bulkhead full) says when to retry."""
-    body = oip.encode_error(exc.message) if oip_shape else orjson.dumps({"error": exc.to_dict()})
-    headers = (
-        {"retry-after": str(max(1, round(exc.retry_after)))}
-        if isinstance(exc, Overloaded)
-        else None
+    A shed request (bulkhead full) says when to retry; a 401 says how to authenticate. The
+    message is what a client may read (:func:`~modelplane.api.errors.public_message`)."""
+    message = public_message(exc)
+    body = (
+        oip.encode_error(message)
+        if oip_shape
+        else orjson.dumps({"error": {"code": exc.code, "message": message, "field": exc.field}})
     )
+    headers: dict[str, str] | None = None
+    if isinstance(exc, Overloaded):
+        headers = {"retry-after": str(max(1, round(exc.retry_after)))}
+    elif isinstance(exc, Unauthorized):
+        headers = {"www-authenticate": "Bearer"}
     return RawResponse(body, exc.status, headers=headers)
 
 
@@ -210,10 +210,15 @@ def _observed(
                     state = _state(request)
                     state.metrics.request_started()
                     try:
+                        # Every route's rule, checked before anything reads the body.
+                        state.authorize(request, route)
                         response = await fn(request, state)
                     finally:
                         state.metrics.request_finished()
                 except ModelplaneError as exc:
+                    if exc.status == 500:
+                        log.error("%s on %s: %s", type(exc).__name__, request.url.path,
+                                  exc.message, exc_info=exc)  # fmt: skip
                     response = _error_response(exc, oip_shape=oip_errors)
                 except Exception:
                     log.exception("unexpected error on %s", request.url.path)
@@ -267,7 +272,6 @@ async def health_ready(request: Request) -> Response:
 
 @_observed("model_metadata")
 async def model_metadata(request: Request, state: ServingState) -> Response:
-    state.authorize(request, "read")
     info = await state.service.model_info(
         request.path_params["name"], request.path_params.get("version")
     )
@@ -276,7 +280,6 @@ async def model_metadata(request: Request, state: ServingState) -> Response:
 
 @_observed("model_ready")
 async def model_ready(request: Request, state: ServingState) -> Response:
-    state.authorize(request, "read")
     name, version = request.path_params["name"], request.path_params.get("version")
     served = await state.pool.get(name, version)
     ready = state.service.ready()
@@ -286,7 +289,6 @@ async def model_ready(request: Request, state: ServingState) -> Response:
 
 @_observed("infer")
 async def infer(request: Request, state: ServingState) -> RawResponse:
-    state.authorize(request, "read")
     body = await _body(request, state.max_body)
     raw_length = _header(request, b"inference-header-content-length")
     header_length: int | None = None
@@ -333,7 +335,6 @@ async def _json_object(request: Request, state: ServingState) -> dict[str, Any]:
 # -- the plain route for people ------------------------------------------------------------------
 @_observed("predict", oip_errors=False)
 async def predict(request: Request, state: ServingState) -> RawResponse:
-    state.authorize(request, "read")
     doc = await _json_object(request, state)
     model = doc.get("model")
     if not isinstance(model, str):
@@ -401,7 +402,6 @@ def _header_unit_id(request: Request) -> str | None:
 async def feedback(request: Request, state: ServingState) -> Response:
     """``{"request_id": …, "label": number|bool}`` or ``{"request_id": …, "reward": number}``:
     the outcome of one prediction, counted for its variant and stored (202)."""
-    state.authorize(request, "read")  # the rule of the prediction routes it follows
     doc = await _json_object(request, state)
     unknown = sorted(set(doc) - {"request_id", "label", "reward"})
     if unknown:
@@ -502,7 +502,6 @@ def _describe(served: ServedModel, state: ServingState) -> dict[str, Any]:
 
 @_observed("admin_models", oip_errors=False)
 async def admin_models(request: Request, state: ServingState) -> Response:
-    state.authorize(request, "admin", always=True)
     return Response(
         orjson.dumps({"models": [_describe(s, state) for s in state.pool.loaded()]}),
         media_type=JSON,
@@ -511,14 +510,12 @@ async def admin_models(request: Request, state: ServingState) -> Response:
 
 @_observed("admin_load", oip_errors=False)
 async def admin_load(request: Request, state: ServingState) -> Response:
-    state.authorize(request, "admin", always=True)
     served = await state.pool.load(request.path_params["name"])
     return Response(orjson.dumps(_describe(served, state)), media_type=JSON)
 
 
 @_observed("admin_unload", oip_errors=False)
 async def admin_unload(request: Request, state: ServingState) -> Response:
-    state.authorize(request, "admin", always=True)
     name = request.path_params["name"]
     versions = await state.pool.unload(name.split("/")[0])
     return Response(orjson.dumps({"name": name, "unloaded": versions}), media_type=JSON)
@@ -526,7 +523,6 @@ async def admin_unload(request: Request, state: ServingState) -> Response:
 
 @_observed("repository_index")
 async def repository_index(request: Request, state: ServingState) -> Response:
-    state.authorize(request, "admin", always=True)
     page = await run_in_threadpool(state.platform.registry.list_models, limit=1000)
     loaded = {(s.name, s.version) for s in state.pool.loaded()}
     index: list[dict[str, Any]] = []
@@ -546,22 +542,24 @@ async def repository_index(request: Request, state: ServingState) -> Response:
 
 @_observed("repository_load")
 async def repository_load(request: Request, state: ServingState) -> Response:
-    state.authorize(request, "admin", always=True)
     await state.pool.load(request.path_params["name"])
     return Response(b"", 200)
 
 
 @_observed("repository_unload")
 async def repository_unload(request: Request, state: ServingState) -> Response:
-    state.authorize(request, "admin", always=True)
     await state.pool.unload(request.path_params["name"].split("@")[0].split("/")[0])
     return Response(b"", 200)
 
 
-async def metrics_endpoint(request: Request) -> Response:
+async def metrics_endpoint(request: Request) -> AnyResponse:
     state: ServingState | None = getattr(request.app.state, "serving", None)
     if state is None:
         return Response(b"", 503)
+    try:
+        state.authorize(request, "metrics")  # MODELPLANE_METRICS_AUTH
+    except ModelplaneError as exc:
+        return _error_response(exc, oip_shape=False)
     body, content_type = state.metrics.render()
     return Response(body, media_type=content_type)
 
@@ -678,12 +676,24 @@ def create_serving_app(
                 controller = asyncio.create_task(
                     run_controller(plat, opts.controller_interval_s), name="modelplane-canary"
                 )
+            auth = Authenticator(
+                plat.tokens,
+                require_auth=plat.settings.require_auth,
+                metrics_auth=plat.settings.metrics_auth,
+            )
+            app.state.authenticator = auth
             if opts.grpc_port is not None:
+                from modelplane.serving.grpc.auth import auth_interceptors
                 from modelplane.serving.grpc.server import start_grpc_server
 
-                grpc_server = await start_grpc_server(service, host=opts.host, port=opts.grpc_port)
+                grpc_server = await start_grpc_server(
+                    service,
+                    host=opts.host,
+                    port=opts.grpc_port,
+                    interceptors=auth_interceptors(auth),
+                )
                 app.state.grpc_port = getattr(grpc_server, "bound_port", opts.grpc_port)
-            app.state.serving = ServingState(plat, service, pool, metrics, opts)
+            app.state.serving = ServingState(plat, service, pool, metrics, opts, auth)
             gc.collect()
             gc.freeze()  # the warm heap (models, modules) is never scanned again
             _drain_on_sigterm(service)
@@ -720,6 +730,7 @@ def create_serving_app(
     )
     app.state.platform = platform
     app.state.serving = None
+    app.state.authenticator = None
     add_error_handlers(app)
     include_routers(app)
     routes: list[tuple[str, Callable[[Request], Awaitable[AnyResponse]], list[str]]] = [

@@ -15,8 +15,12 @@ Errors become gRPC status codes::
     Unavailable (Overloaded, CircuitOpen, NotReady)      UNAVAILABLE (+ retry-after trailer)
     DeadlineExceeded                                     DEADLINE_EXCEEDED
     PayloadTooLarge                                      RESOURCE_EXHAUSTED
-    any other ModelplaneError                            INTERNAL, with its message
+    any other ModelplaneError                            INTERNAL, with a fixed message
     anything else                                        INTERNAL, logged
+
+A status message is what a REST client would read (``api.errors.public_message``): a 500 says
+its stable code only (the exception is logged), and absolute paths are cut to file names.
+Authentication is an interceptor (``auth.py``), passed in by the serving app.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import grpc
 import numpy as np
 
 from modelplane import __version__
+from modelplane.api.errors import public_message
 from modelplane.errors import (
     DeadlineExceeded,
     Forbidden,
@@ -121,7 +126,9 @@ class _StatusOnError:
             trailer: tuple[tuple[str, str], ...] = ()
             if isinstance(exc, Overloaded):
                 trailer = (("retry-after", str(max(1, round(exc.retry_after)))),)
-            await self._context.abort(status_code(exc), exc.message, trailer)
+            if exc.status == 500:
+                log.error("%s in a gRPC call: %s", type(exc).__name__, exc.message, exc_info=exc)
+            await self._context.abort(status_code(exc), public_message(exc), trailer)
         if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
             log.error("unexpected error in a gRPC call", exc_info=exc)
             await self._context.abort(
