@@ -151,19 +151,30 @@ class Client:
         alias: str | list[str] | None = None,
         description: str = "",
         flavor: str | None = None,
+        trust: bool = False,
+        trusted_by: str | None = None,
     ) -> ModelVersion:
-        """Save ``model`` in its flavor's safe format, store it, register a new version."""
-        from modelplane.runtimes import detect_flavor, save_model
+        """Save ``model`` in its flavor's safe format, store it, register a new version.
+
+        ``trust``: let the version hold code outside the allowlist (a Python function, a
+        scikit-learn pipeline with a function of your own): recorded on the version with who
+        granted it (``trusted_by``, default ``local:<user>``) and when; see docs/security.md.
+        """
+        from modelplane.runtimes import detect_flavor, load_runtime, save_model
 
         _precheck(name, alias, tags)
         lineage_value = _lineage(lineage)
         flavor = flavor or detect_flavor(model)
+        if flavor == "pyfunc" and not trust:
+            raise _pyfunc_untrusted(name)
         if signature is None and input_example is not None:
             from modelplane.registry.signature import infer_signature
 
             signature = infer_signature(input_example)
         with tempfile.TemporaryDirectory(prefix="modelplane-") as tmp:
             saved = save_model(model, Path(tmp), flavor=flavor, input_example=input_example)
+            if not trust and saved.flavor == "sklearn":  # refused now, not at every later load
+                load_runtime(saved.flavor, saved.path, trust=False)
             if signature is None and saved.flavor == "onnx":
                 signature = _declared_signature(saved.path)
             stored = self.platform.artifacts.put(saved.path)
@@ -180,6 +191,7 @@ class Client:
             lineage=lineage_value,
             alias=alias,
             description=description,
+            trusted_by=_trusted_by(trust, trusted_by),
         )
 
     def register_file(
@@ -197,11 +209,13 @@ class Client:
         description: str = "",
         trust: bool = False,
         create_model: bool = True,
+        trusted_by: str | None = None,
     ) -> ModelVersion:
         """Register a model file saved earlier (``.skops``, ``.onnx``, ``.ubj``…).
 
-        The file is loaded once first, so a file that is not a model of its flavor, or an
-        untrusted pickle, is refused before anything is stored.
+        The file is loaded once first, so a file that is not a model of its flavor, or one
+        holding code outside the allowlist without ``trust``, is refused before anything is
+        stored. ``trust`` is recorded on the version (see :meth:`log_model`).
         """
         from modelplane.runtimes import guess_flavor, load_runtime
 
@@ -213,10 +227,7 @@ class Client:
             raise InvalidInput(f"{source} does not exist", field="path")
         flavor = flavor or guess_flavor(source)
         if flavor == "pyfunc" and not trust:
-            raise UntrustedArtifact(
-                f"{source.name} names a Python function to run with request data; register "
-                "it only with trust=True / --trust, for files you made (or use log_model)"
-            )
+            raise _pyfunc_untrusted(source.name)
         try:
             load_runtime(flavor, source, trust=trust)
         except UntrustedArtifact:
@@ -230,9 +241,6 @@ class Client:
         if signature_value is None and flavor == "onnx":
             signature_value = _declared_signature(source)
         stored = self.platform.artifacts.put(source)
-        tag_map = dict(tags or {})
-        if trust:
-            tag_map.setdefault("modelplane.trusted", "true")
         return self._register(
             name,
             flavor=flavor,
@@ -242,11 +250,12 @@ class Client:
             signature=signature_value,
             metrics=metrics,
             params=params,
-            tags=tag_map,
+            tags=tags,
             lineage=lineage_value,
             alias=alias,
             description=description,
             create_model=create_model,
+            trusted_by=_trusted_by(trust, trusted_by),
         )
 
     def _register(
@@ -265,6 +274,7 @@ class Client:
         alias: str | list[str] | None,
         description: str,
         create_model: bool = True,
+        trusted_by: str | None = None,
     ) -> ModelVersion:
         aliases = _aliases(alias)
         version: ModelVersion = self.platform.bus.handle(
@@ -282,6 +292,7 @@ class Client:
                 description=description,
                 aliases=aliases,
                 create_model=create_model,
+                trusted_by=trusted_by,
             )
         )
         return version
@@ -487,8 +498,13 @@ class Client:
     def list_events(self, **filters: Any) -> Page[EventRecord]:
         return self.platform.events.list_events(**filters)
 
-    def load_model(self, ref: str, *, trust: bool = False) -> LoadedModel:
-        """Load ``models:/name@alias`` (or ``name``, ``name/3``…), verified and ready."""
+    def load_model(self, ref: str, *, trust: bool | None = None) -> LoadedModel:
+        """Load ``models:/name@alias`` (or ``name``, ``name/3``…), verified and ready.
+
+        ``trust``: None (the default) honours what the version records — content outside the
+        allowlist loads only if an admin trusted the version; True trusts it here and now
+        (your own files); False refuses it even when the version is trusted.
+        """
         from modelplane.registry.signature import Signature
         from modelplane.runtimes import load_runtime
 
@@ -498,9 +514,36 @@ class Client:
             name=version.artifact_name,
             owner=f"{version.model}/{version.version}",
         )
-        runtime = load_runtime(version.flavor, path, trust=trust)
+        runtime = load_runtime(
+            version.flavor, path, trust=version.trusted if trust is None else trust
+        )
         signature = Signature.from_dict(version.signature) if version.signature else None
         return LoadedModel(version=version, runtime=runtime, signature=signature)
+
+
+def _trusted_by(trust: bool, who: str | None) -> str | None:
+    """Who trusts the content: given by the REST edge (``token:<name>``), else the local user
+    (the Python API and the CLI run with the database's own credentials: an admin's)."""
+    if not trust:
+        return None
+    if who:
+        return who
+    import getpass
+
+    try:
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        import os
+
+        return f"local:uid {os.getuid()}"
+
+
+def _pyfunc_untrusted(what: str) -> UntrustedArtifact:
+    return UntrustedArtifact(
+        f"{what}: a pyfunc model is Python code run with request data; it needs trust=True / "
+        "--trust (granted by an admin and recorded on the version)",
+        field="trust",
+    )
 
 
 _default: Client | None = None
@@ -521,6 +564,6 @@ def log_model(model: Any, *, name: str, **kwargs: Any) -> ModelVersion:
     return default_client().log_model(model, name=name, **kwargs)
 
 
-def load_model(ref: str, *, trust: bool = False) -> LoadedModel:
+def load_model(ref: str, *, trust: bool | None = None) -> LoadedModel:
     """Load a registered model: ``modelplane.load_model("models:/fraud@champion")``."""
     return default_client().load_model(ref, trust=trust)

@@ -1,8 +1,8 @@
 """Uploading model files over REST, and downloading verified artifacts.
 
-An upload is loaded once before anything is stored, so a pickle (``trust`` is never allowed over
-REST), a pyfunc file or a file name that would escape its folder leaves no model, no version,
-no event row and no stored object behind.
+An upload is loaded once before anything is stored, so a pickle or a pyfunc file (unless an
+admin token asks for ``trust``: a write token never grants it), or a file name that would escape
+its folder, leaves no model, no version, no event row and no stored object behind.
 """
 
 from __future__ import annotations
@@ -151,7 +151,35 @@ class TestUpload:
     def test_pyfunc_upload_is_refused(self, api: Api, write: str) -> None:
         body = json.dumps({"entrypoint": "modelplane.client:load_model"}).encode()
         response = self.upload(api, write, "model.pyfunc.json", body)
-        assert_error(response, 422, "untrusted_artifact", "file")
+        assert_error(response, 422, "untrusted_artifact", "metadata.trust")
+
+    @pytest.mark.parametrize("filename", ["model.pkl", "model.pyfunc.json"])
+    def test_a_write_token_cannot_grant_trust(
+        self, api: Api, platform: Platform, write: str, filename: str
+    ) -> None:
+        response = self.upload(api, write, filename, b"{}", {"trust": True})
+        assert_error(response, 403, "forbidden", "metadata.trust")
+        assert platform.events.list_events(aggregate_type="model").items == []
+
+    def test_an_admin_token_grants_trust_and_it_is_recorded(
+        self, api: Api, platform: Platform, client: Client, skops_file: Path
+    ) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        admin = _token(platform, "admin")
+        payload = pickle.dumps(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
+        response = self.upload(api, admin, "model.pkl", payload, {"trust": True})
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["trusted_by"] == "token:up-admin"
+        assert body["trusted_at"]
+        assert client.load_model("fraud/1").predict([[1.0]]).tolist() == [1]
+        # Trust is asked for, never implied: the same admin without trust is refused.
+        response = self.upload(api, admin, "model.pkl", payload)
+        assert_error(response, 422, "untrusted_artifact", "metadata.trust")
+        response = self.upload(api, admin, skops_file.name, skops_file.read_bytes())
+        assert response.status_code == 201, response.text
+        assert response.json()["trusted_by"] is None
 
     @pytest.mark.parametrize(
         "filename", ["../../evil.skops", "..", "a/b.skops", "x#y.skops", "/etc/passwd"]
@@ -179,7 +207,7 @@ class TestUpload:
         [
             ({"metrics": {"auc": "high"}}, "metadata.metrics.auc"),
             ('{"metrics": {"auc": NaN}}', "metadata.metrics.auc"),
-            ({"trust": True}, "metadata.trust"),
+            ({"trust": "maybe"}, "metadata.trust"),
             ({"lineage": {"parent_version": 0}}, "metadata.lineage.parent_version"),
             ({"signature": {"inputs": 5}}, "metadata.signature.inputs"),
             ([1, 2], "metadata"),

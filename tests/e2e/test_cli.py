@@ -169,7 +169,11 @@ class TestRegister:
     def test_pickle_is_accepted_with_trust(self, cli: Cli, pickle_file: Path) -> None:
         version = register(cli, pickle_file, "--trust")
         assert version["flavor"] == "sklearn"
-        assert version["tags"]["modelplane.trusted"] == "true"
+        assert version["trusted_by"].startswith("local:")
+        assert version["trusted_at"]
+        shown = cli("models", "version", "fraud", "1")
+        assert shown.exit_code == 0
+        assert f"yes, by {version['trusted_by']}" in shown.stdout
 
     @pytest.mark.parametrize("bad", ["auc", "auc=high", "=0.9", "auc=nan"])
     def test_bad_metric_exits_2_naming_the_option_and_registers_nothing(

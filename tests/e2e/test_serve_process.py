@@ -81,8 +81,8 @@ def home(tmp_path: Path) -> Path:
     client = Client(Settings(home=home))
     model = GradientBoostingClassifier(n_estimators=20, max_depth=3).fit(X, Y)
     client.log_model(model, name="fraud", input_example=X, alias="champion")
-    client.log_model(serving_models.slow, name="slow", input_example=X)
-    client.log_model(serving_models.held, name="held", input_example=X)
+    client.log_model(serving_models.slow, trust=True, name="slow", input_example=X)
+    client.log_model(serving_models.held, trust=True, name="held", input_example=X)
     client.close()
     return home
 
@@ -179,8 +179,9 @@ def test_grpc_carries_the_unit_and_names_the_variant(tmp_path: Path) -> None:
 
     home = tmp_path / "ab-home"
     client = Client(Settings(home=home))
-    client.log_model(serving_models.row_sums, name="live", input_example=X, alias="champion")
-    client.log_model(serving_models.times_ten, name="live", input_example=X)
+    client.log_model(serving_models.row_sums, trust=True,
+                     name="live", input_example=X, alias="champion")
+    client.log_model(serving_models.times_ten, trust=True, name="live", input_example=X)
     client.create_experiment("ab", "live", {"a": (1, 50.0), "b": (2, 50.0)})
     client.experiment_action("ab", "start")
     client.close()

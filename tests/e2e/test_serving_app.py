@@ -44,7 +44,7 @@ def registered(client: Client, fitted: LogisticRegression) -> Client:
                      alias="challenger")
     frame = pd.DataFrame(X, columns=["amount", "hour", "km", "txns"])
     client.log_model(LogisticRegression().fit(frame, Y), name="tabular", input_example=frame)
-    client.log_model(serving_models.row_sums, name="sums", input_example=X)
+    client.log_model(serving_models.row_sums, trust=True, name="sums", input_example=X)
     return client
 
 
@@ -320,8 +320,8 @@ class TestBatching:
 class TestResilience:
     async def test_open_breaker_answers_from_the_fallback(self, platform: Platform,
                                                           client: Client) -> None:
-        client.log_model(serving_models.times_ten, name="flaky", input_example=X)
-        client.log_model(serving_models.always_fails, name="flaky", input_example=X,
+        client.log_model(serving_models.times_ten, trust=True, name="flaky", input_example=X)
+        client.log_model(serving_models.always_fails, trust=True, name="flaky", input_example=X,
                          alias="champion")
         client.set_tag("flaky", "serving.fallback", "flaky/1")
         async with serve(platform) as http:
@@ -335,7 +335,7 @@ class TestResilience:
 
     async def test_slow_prediction_times_out_with_504(self, platform: Platform,
                                                       client: Client) -> None:
-        client.log_model(serving_models.slow, name="slow", input_example=X,
+        client.log_model(serving_models.slow, trust=True, name="slow", input_example=X,
                          tags={"serving.timeout_ms": "50"})
         async with serve(platform) as http:
             r = await http.post("/v2/models/slow/infer", json=oip_body(X[:1]))
@@ -343,7 +343,7 @@ class TestResilience:
 
     async def test_full_bulkhead_sheds_with_503_and_retry_after(self, platform: Platform,
                                                                 client: Client) -> None:
-        client.log_model(serving_models.slow, name="slow", input_example=X,
+        client.log_model(serving_models.slow, trust=True, name="slow", input_example=X,
                          tags={"serving.max_concurrency": "1", "serving.max_queue": "0"})
         async with serve(platform) as http:
             await http.get("/v2/models/slow")  # loaded and warm
@@ -356,7 +356,8 @@ class TestResilience:
 
     async def test_one_bad_request_in_a_batch_fails_alone(self, platform: Platform,
                                                           client: Client) -> None:
-        client.log_model(serving_models.fails_on_negative, name="picky", input_example=X)
+        client.log_model(serving_models.fails_on_negative, trust=True,
+                         name="picky", input_example=X)
         async with serve(platform) as http:
             bodies = [np.abs(RNG.normal(size=(1, 4))) for _ in range(30)]
             bodies[7] = -bodies[7]
@@ -392,8 +393,9 @@ class TestHotSwitch:
     async def test_alias_moves_under_load_with_no_failed_request(
         self, platform: Platform, client: Client
     ) -> None:
-        client.log_model(serving_models.row_sums, name="live", input_example=X, alias="champion")
-        client.log_model(serving_models.times_ten, name="live", input_example=X)
+        client.log_model(serving_models.row_sums, trust=True,
+                         name="live", input_example=X, alias="champion")
+        client.log_model(serving_models.times_ten, trust=True, name="live", input_example=X)
         async with serve(platform) as http:
             pool = http._transport.app.state.serving.pool  # type: ignore[attr-defined]
             seen: list[tuple[int, str]] = []
@@ -537,7 +539,7 @@ class TestInlinePrediction:
     async def test_concurrent_requests_each_get_their_own_answer(
         self, platform: Platform, registered: Client, client: Client
     ) -> None:
-        client.log_model(serving_models.deliberate_sums, name="picky", input_example=X)
+        client.log_model(serving_models.deliberate_sums, trust=True, name="picky", input_example=X)
         opts = ServeOptions(grpc_port=None, poll_interval_s=3600, access_log=False,
                             executor_threads=0)
         rows = [np.abs(RNG.normal(size=(1 + i % 3, 4))) for i in range(200)]
@@ -574,7 +576,7 @@ class TestInlineDeadline:
     async def test_request_queued_behind_a_slow_prediction_times_out(
         self, platform: Platform, client: Client
     ) -> None:
-        client.log_model(serving_models.slow, name="slow", input_example=X,
+        client.log_model(serving_models.slow, trust=True, name="slow", input_example=X,
                          tags={"serving.timeout_ms": "100", "serving.max_batch_size": "1"})
         opts = ServeOptions(grpc_port=None, poll_interval_s=3600, access_log=False,
                             executor_threads=0)

@@ -136,17 +136,42 @@ class TestArtifactSafety:
         assert client.list_models().items == []
         assert client.list_events().items == []
 
-    def test_pickle_with_trust_is_registered_and_marked(
+    def test_pickle_with_trust_is_registered_and_the_grant_recorded(
         self, client: Client, fitted: LogisticRegression, tmp_path: Path
     ) -> None:
         path = tmp_path / "model.pkl"
         path.write_bytes(pickle.dumps(fitted))
         v = client.register_file("fraud", path, trust=True)
-        assert v.tags["modelplane.trusted"] == "true"
+        assert v.trusted_by is not None
+        assert v.trusted_by.startswith("local:")
+        assert v.trusted_at is not None
+        stored = client.get_version("fraud", 1)
+        assert (stored.trusted_by, stored.trusted_at) == (v.trusted_by, v.trusted_at)
+        assert stored.to_dict()["trusted_by"] == v.trusted_by
+        registered = [e for e in client.list_events().items
+                      if e.type == "ModelVersionRegistered"]
+        assert registered[0].payload["trusted_by"] == v.trusted_by
+        # Loading honours the record; an explicit trust=False still refuses.
+        np.testing.assert_array_equal(client.load_model("fraud").predict(X), fitted.predict(X))
         with pytest.raises(UntrustedArtifact):
-            client.load_model("fraud")
-        np.testing.assert_array_equal(client.load_model("fraud", trust=True).predict(X),
-                                      fitted.predict(X))
+            client.load_model("fraud", trust=False)
+
+    def test_a_version_registered_without_trust_records_nobody(
+        self, client: Client, fitted: LogisticRegression
+    ) -> None:
+        v = client.log_model(fitted, name="fraud")
+        assert (v.trusted_by, v.trusted_at) == (None, None)
+        assert client.get_version("fraud", 1).trusted_by is None
+
+    def test_a_pyfunc_model_always_needs_trust(self, client: Client) -> None:
+        from tests.e2e import serving_models
+
+        with pytest.raises(UntrustedArtifact, match="trust"):
+            client.log_model(serving_models.row_sums, name="sums", input_example=X)
+        assert client.list_models().items == []
+        v = client.log_model(serving_models.row_sums, name="sums", input_example=X, trust=True)
+        assert v.trusted_by is not None
+        np.testing.assert_allclose(client.load_model("sums").predict(X), X.sum(axis=1))
 
     def test_file_that_is_not_a_model_is_refused(self, client: Client, tmp_path: Path) -> None:
         path = tmp_path / "model.onnx"

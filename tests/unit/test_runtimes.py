@@ -586,9 +586,9 @@ class TestOnnx:
 
 
 class TestPyfunc:
-    def test_round_trip_calls_the_function(self, data: Any, tmp_path: Path) -> None:
+    def test_round_trip_calls_the_function_when_trusted(self, data: Any, tmp_path: Path) -> None:
         x, _ = data
-        saved, runtime = round_trip(double_sum, tmp_path)
+        saved, runtime = round_trip(double_sum, tmp_path, trust=True)
         assert json.loads(saved.path.read_text()) == {"entrypoint": f"{__name__}:double_sum"}
         np.testing.assert_allclose(runtime.predict(x), x.sum(axis=1) * 2)
 
@@ -603,28 +603,34 @@ class TestPyfunc:
         with pytest.raises(InvalidInput, match="nested"):
             save_model(inner, tmp_path)
 
-    def test_standard_library_entrypoint_is_refused_without_trust(self, tmp_path: Path) -> None:
-        path = tmp_path / "model.pyfunc.json"
-        path.write_text(json.dumps({"entrypoint": "subprocess:getoutput"}))
-        with pytest.raises(UntrustedArtifact, match="library function"):
-            load_runtime("pyfunc", path)
-
     @pytest.mark.parametrize(
-        "entrypoint", ["pandas:read_pickle", "joblib:load", "numpy.lib.npyio:load", "os:system"]
+        "entrypoint",
+        [
+            f"{__name__}:double_sum",  # your own module: still code, still needs trust
+            "subprocess:getoutput",
+            "pandas:read_pickle",
+            "joblib:load",
+            "numpy.lib.npyio:load",
+            "os:system",
+            "tests.unit.gadget_module:f",  # would run code at import: never imported
+        ],
     )
-    def test_deserializing_library_entrypoints_are_refused_without_trust(
+    def test_every_entrypoint_is_refused_without_trust_before_its_module_is_imported(
         self, tmp_path: Path, entrypoint: str
     ) -> None:
         path = tmp_path / "model.pyfunc.json"
         path.write_text(json.dumps({"entrypoint": entrypoint}))
-        with pytest.raises(UntrustedArtifact):
+        module = entrypoint.split(":")[0]
+        was_imported = module in sys.modules
+        with pytest.raises(UntrustedArtifact, match="trust"):
             load_runtime("pyfunc", path)
+        assert (module in sys.modules) == was_imported
 
     def test_missing_module_is_a_dependency_error(self, tmp_path: Path) -> None:
         path = tmp_path / "model.pyfunc.json"
         path.write_text(json.dumps({"entrypoint": "no_such_module_here:f"}))
         with pytest.raises(DependencyMissing):
-            load_runtime("pyfunc", path)
+            load_runtime("pyfunc", path, trust=True)
 
 
 class TestGuessAndLoad:

@@ -41,7 +41,13 @@ from modelplane.auth.model import Token
 from modelplane.bootstrap import Platform
 from modelplane.client import Client
 from modelplane.core.pagination import MAX_PAGE_SIZE
-from modelplane.errors import Conflict, InvalidInput, MalformedRequest, UntrustedArtifact
+from modelplane.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    MalformedRequest,
+    UntrustedArtifact,
+)
 from modelplane.registry.model import (
     ModelVersion,
     Reference,
@@ -231,7 +237,7 @@ def register_version(
     request: Request,
     response: Response,
     platform: PlatformDep,
-    _: WriteAccess,
+    token: WriteAccess,
     file: Annotated[UploadFile, File(description="The saved model file (.skops, .onnx, .ubj…).")],
     metadata: Annotated[
         str, Form(description="A JSON object: flavor, metrics, params, tags, lineage, alias…")
@@ -240,11 +246,18 @@ def register_version(
     """Upload a model file and register it as the model's next version.
 
     The file is loaded once before anything is stored: a file that is not a model of its
-    flavor is refused, and so is any pickle (``trust`` is never allowed over REST) or a
-    ``pyfunc`` file (it names code on the server).
+    flavor is refused, and so is content outside the allowlist — a pickle, a ``pyfunc`` file,
+    a scikit-learn pipeline with a function of its own — unless ``metadata.trust`` is true,
+    which needs an ``admin`` token (a ``write`` token never grants trust) and is recorded on
+    the version as ``token:<token name>``.
     """
     validate_name(name)
     meta = _parse_metadata(metadata)
+    if meta.trust and token.scope != "admin":
+        raise Forbidden(
+            "only an admin token can trust an artifact's code (metadata.trust)",
+            field="metadata.trust",
+        )
     aliases = [meta.alias] if isinstance(meta.alias, str) else list(meta.alias or ())
     for alias in aliases:  # checked before the artifact is stored, not only by the command
         validate_alias(alias)
@@ -254,25 +267,24 @@ def register_version(
         with path.open("wb") as out:
             shutil.copyfileobj(file.file, out, CHUNK)
         flavor = meta.flavor or _guess_flavor(path)
-        if flavor == "pyfunc":
-            raise UntrustedArtifact(
-                "a pyfunc file names code on the server; register it from Python or the CLI",
-                field="file",
+        try:
+            version = Client(platform=platform).register_file(
+                name,
+                path,
+                flavor=flavor,
+                signature=meta.signature.model_dump() if meta.signature else None,
+                metrics=meta.metrics,
+                params=meta.params,
+                tags=meta.tags,
+                lineage=meta.lineage.model_dump() if meta.lineage else None,
+                alias=aliases,
+                description=meta.description,
+                trust=meta.trust,
+                trusted_by=f"token:{token.name}" if meta.trust else None,
+                create_model=meta.create_model,
             )
-        version = Client(platform=platform).register_file(
-            name,
-            path,
-            flavor=flavor,
-            signature=meta.signature.model_dump() if meta.signature else None,
-            metrics=meta.metrics,
-            params=meta.params,
-            tags=meta.tags,
-            lineage=meta.lineage.model_dump() if meta.lineage else None,
-            alias=aliases,
-            description=meta.description,
-            trust=False,
-            create_model=meta.create_model,
-        )
+        except UntrustedArtifact as exc:  # what to change over REST: the upload's metadata
+            raise UntrustedArtifact(exc.message, field="metadata.trust") from None
     response.headers["Location"] = f"{request.url.path}/{version.version}"
     return version.to_dict()
 

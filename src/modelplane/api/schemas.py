@@ -155,6 +155,12 @@ class VersionMetadata(RequestBody):
     create_model: bool = Field(
         default=True, description="Register the model first when it does not exist yet."
     )
+    trust: bool = Field(
+        default=False,
+        description="Trust content outside the allowlist (a pickle, a pyfunc file, a "
+        "scikit-learn pipeline with a function of your own): needs an `admin` token; recorded "
+        "on the version (trusted_by, trusted_at).",
+    )
 
 
 class DataSourceOut(BaseModel):
@@ -186,6 +192,10 @@ class VersionOut(BaseModel):
     description: str
     aliases: list[str]
     created_at: datetime
+    trusted_by: str | None = Field(
+        default=None, description="Who trusted content outside the allowlist; null: nobody."
+    )
+    trusted_at: datetime | None = None
 
 
 class VersionPage(BaseModel):

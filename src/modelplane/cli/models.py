@@ -146,7 +146,11 @@ def register(
     ] = None,
     trust: Annotated[
         bool,
-        typer.Option("--trust", help="Allow a pickle file. Only for files you made: it runs code."),
+        typer.Option(
+            "--trust",
+            help="Allow code outside the allowlist (a pickle, a pyfunc file, a pipeline with "
+            "your own function); recorded on the version. Only for files you made.",
+        ),
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -291,7 +295,7 @@ def archive(
 def restore(
     ctx: typer.Context, name: NameArg, version: VersionArg, json_out: JsonOpt = False
 ) -> None:
-    """Make an archived version ready again.
+    """Make an archived version ready again (a ready one: exit 2, nothing changes).
 
     Example: modelplane models restore fraud 1
     """
@@ -421,6 +425,7 @@ def _print_version(v: ModelVersion) -> None:
             ("size", f"{v.size:,} bytes"),
             ("artifact", v.artifact_name),
             ("created (UTC)", fmt_time(v.created_at)),
+            ("trusted", _trust(v)),
             ("description", v.description or "-"),
             ("metrics", fmt_metrics(v.metrics) or "-"),
             ("params", fmt_mapping(v.params) or "-"),
@@ -434,6 +439,12 @@ def _print_version(v: ModelVersion) -> None:
         ],
         title=f"{v.model}/{v.version}",
     )
+
+
+def _trust(v: ModelVersion) -> str:
+    if v.trusted_at is None:
+        return "no (allowlisted content only)"
+    return f"yes, by {v.trusted_by} at {fmt_time(v.trusted_at)} UTC"
 
 
 def _specs(signature: dict[str, Any] | None, side: str) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 __all__ = [
@@ -95,6 +96,9 @@ versions = Table(
     Column("description", Text, nullable=False, default=""),
     Column("run_id", String(128), nullable=True),
     Column("created_at", Timestamp, nullable=False),
+    # Who let this version run code outside the allowlist (docs/security.md), and when.
+    Column("trusted_by", String(200), nullable=True),
+    Column("trusted_at", Timestamp, nullable=True),
 )
 Index(
     "ix_versions_model_id_status_version",
@@ -272,6 +276,8 @@ traffic_latency = Table(
 )
 
 # Outcomes posted after the fact (POST /feedback), joined to predictions by request id.
+# One outcome per request: a second one is refused unless it asks to overwrite, and then the
+# row keeps the value it replaced, when, and how many outcomes the request has had (revision).
 feedback = Table(
     "feedback",
     metadata,
@@ -281,4 +287,8 @@ feedback = Table(
     Column("subject", String(200), nullable=True),
     Column("variant", String(128), nullable=True),
     Column("received_at", Timestamp, nullable=False),
+    Column("revision", Integer, nullable=False, default=1, server_default=text("1")),
+    Column("previous_label", Float, nullable=True),
+    Column("previous_reward", Float, nullable=True),
+    Column("overwritten_at", Timestamp, nullable=True),
 )

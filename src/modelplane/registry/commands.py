@@ -49,6 +49,7 @@ class RegisterVersion(Command):
     description: str = ""
     aliases: tuple[str, ...] = ()
     create_model: bool = True
+    trusted_by: str | None = None  # who trusted its content (docs/security.md); None: nobody
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class ModelVersionRegistered(Event):
     size: int
     run_id: str | None = None
     parent_version: int | None = None
+    trusted_by: str | None = None  # set when an admin trusted code outside the allowlist
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ def register_version(cmd: c.RegisterVersion, uow: RegistryUnitOfWork) -> ModelVe
             lineage=cmd.lineage,
             description=cmd.description,
             now=now,
+            trusted_by=cmd.trusted_by,
         )
         for alias in cmd.aliases:
             model.set_alias(alias, version, now=now)

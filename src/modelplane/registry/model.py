@@ -78,7 +78,7 @@ GATE_TAG = "modelplane.gate"
 
 
 def check_user_tags(tags: dict[str, str], *, field: str = "tags") -> None:
-    """Tags under ``modelplane.`` are written by modelplane itself (``modelplane.trusted``)."""
+    """Tags under ``modelplane.`` are written by modelplane itself (``modelplane.gate``)."""
     for key in tags:
         if isinstance(key, str) and key.startswith(RESERVED_TAG_PREFIX):
             raise InvalidInput(
@@ -96,7 +96,60 @@ def validate_tags(tags: dict[str, str], *, field: str = "tags") -> dict[str, str
                 f"tag {key!r} must be a string of at most {MAX_TAG_VALUE} characters, no NUL",
                 field=f"{field}.{key}",
             )
+        if key.startswith(SERVING_TAG_PREFIX):
+            _check_serving_tag(key, value, field=f"{field}.{key}")
     return tags
+
+
+SERVING_TAG_PREFIX = "serving."
+_BOOLEAN = ("true", "false", "1", "0", "yes", "no", "on", "off")
+#: The ``serving.*`` tags a server reads (serving/options.py ``ModelOptions``): kind and range.
+SERVING_TAGS: dict[str, tuple[str, float, float]] = {
+    "max_batch_size": ("int", 1, 65_536),
+    "max_wait_ms": ("float", 0, 60_000),
+    "cache": ("bool", 0, 0),
+    "timeout_ms": ("float", 0.001, 3_600_000),
+    "max_concurrency": ("int", 1, 100_000),
+    "max_queue": ("int", 0, 10_000_000),
+    "fallback": ("reference", 0, 0),
+}
+
+
+def _check_serving_tag(key: str, value: str, *, field: str) -> None:
+    """A ``serving.*`` tag is refused when set with a name or value no server would take,
+    instead of being ignored by every server that reads it."""
+    name = key[len(SERVING_TAG_PREFIX) :]
+    spec = SERVING_TAGS.get(name)
+    if spec is None:
+        known = ", ".join(SERVING_TAG_PREFIX + k for k in SERVING_TAGS)
+        raise InvalidInput(f"unknown serving tag {key!r}; known: {known}", field=field)
+    kind, low, high = spec
+    text = value.strip()
+    if kind == "bool":
+        if text.lower() not in _BOOLEAN:
+            raise InvalidInput(
+                f"tag {key}={value!r}: expected one of {', '.join(_BOOLEAN)}", field=field
+            )
+        return
+    if kind == "reference":
+        try:
+            parse_reference(text)
+        except InvalidInput:
+            raise InvalidInput(
+                f"tag {key}={value!r}: expected a model reference such as fraud/3 or "
+                "fraud@stable",
+                field=field,
+            ) from None
+        return
+    try:
+        number = int(text) if kind == "int" else float(text)
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number) or not low <= number <= high:
+        what = "an integer" if kind == "int" else "a number"
+        raise InvalidInput(
+            f"tag {key}={value!r}: expected {what} from {low:g} to {high:g}", field=field
+        )
 
 
 @dataclass(frozen=True)
@@ -171,6 +224,14 @@ class ModelVersion:
     description: str = ""
     status: Status = "ready"
     aliases: tuple[str, ...] = ()
+    trusted_by: str | None = None
+    trusted_at: datetime | None = None
+
+    @property
+    def trusted(self) -> bool:
+        """Whether an admin let this version hold code outside the allowlist (a pickle, a
+        Python function, a callable scikit-learn does not ship): loaders honour it."""
+        return self.trusted_by is not None
 
     @property
     def uri(self) -> str:
@@ -194,6 +255,8 @@ class ModelVersion:
             "description": self.description,
             "aliases": list(self.aliases),
             "created_at": self.created_at.isoformat(),
+            "trusted_by": self.trusted_by,
+            "trusted_at": self.trusted_at.isoformat() if self.trusted_at else None,
         }
 
 
@@ -242,8 +305,11 @@ class RegisteredModel:
         lineage: Lineage,
         description: str,
         now: datetime,
+        trusted_by: str | None = None,
     ) -> ModelVersion:
         validate_tags(tags)
+        if trusted_by is not None:
+            validate_text(trusted_by, field="trusted_by", limit=200)
         validate_text(description, field="description")
         for key, param in params.items():
             validate_text(str(param), field=f"params.{key}", limit=5000)
@@ -278,6 +344,8 @@ class RegisteredModel:
             tags=dict(tags),
             lineage=lineage,
             description=description,
+            trusted_by=trusted_by,
+            trusted_at=now if trusted_by is not None else None,
         )
         self._record(
             ModelVersionRegistered(
@@ -288,6 +356,7 @@ class RegisteredModel:
                 size=size,
                 run_id=lineage.run_id,
                 parent_version=parent,
+                trusted_by=trusted_by,
             )
         )
         return version
@@ -337,7 +406,11 @@ class RegisteredModel:
 
     def restore(self, version: ModelVersion, *, now: datetime) -> None:
         if version.status == "ready":
-            return
+            raise Conflict(
+                f"{self.name}/{version.version} is ready already: only an archived version can "
+                "be restored",
+                field="version",
+            )
         version.status = "ready"
         self.updated_at = now
         self._record(VersionRestored(model=self.name, version=version.version))

@@ -1,10 +1,11 @@
 """scikit-learn: saved with skops' safe format; a pickle or joblib file only with ``trust=True``.
 
 A ``.skops`` file is a zip of JSON and arrays: loading it builds objects without running pickle.
-skops trusts most scikit-learn types on its own; the others it lists (tree internals such as
-``sklearn.tree._tree.Tree`` among them) are accepted when they come from scikit-learn, numpy or
-scipy, or are plain containers. Any other type (a user's own class or function) is code that would
-be imported and run, so it needs ``trust=True``.
+Every type and function the file names is checked against an allowlist
+(:mod:`modelplane.runtimes.skops_policy`: scikit-learn's estimators by name, its fitted
+internals, a few pure functions); anything else — a callable that could reach the filesystem,
+the network, processes or the interpreter, or a user's own class — needs ``trust=True``, which
+only an admin grants and the version records.
 """
 
 from __future__ import annotations
@@ -16,55 +17,13 @@ import numpy as np
 
 from modelplane.errors import InvalidInput, UntrustedArtifact
 from modelplane.runtimes.base import import_engine, no_proba, to_frame
+from modelplane.runtimes.skops_policy import check_loaded, refused
 
 __all__ = ["SklearnRuntime", "load", "save", "untrusted_types"]
 
 FLAVOR = "sklearn"
 FILE_NAME = "model.skops"
 ZIP_MAGIC = b"PK\x03\x04"
-_SAFE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
-_SAFE_CONTAINERS = frozenset(
-    {
-        "builtins.bool",
-        "builtins.bytes",
-        "builtins.complex",
-        "builtins.dict",
-        "builtins.float",
-        "builtins.frozenset",
-        "builtins.int",
-        "builtins.list",
-        "builtins.NoneType",
-        "builtins.set",
-        "builtins.slice",
-        "builtins.str",
-        "builtins.tuple",
-        "collections.Counter",
-        "collections.OrderedDict",
-        "collections.defaultdict",
-        "collections.deque",
-        # HistGradientBoosting with categorical features keeps a partial of check_array; the
-        # function it wraps is reported (and checked) on its own.
-        "functools.partial",
-    }
-)
-# Functions under the trusted prefixes that read files or load code: a FunctionTransformer
-# holding one of them would call it at predict time.
-_DENIED_PREFIXES = (
-    "numpy.load",
-    "numpy.lib.npyio",
-    "numpy.lib._npyio_impl",
-    "numpy.ctypeslib",
-    "numpy.f2py",
-    "numpy.testing",
-    "numpy.fromfile",
-    "numpy.loadtxt",
-    "numpy.genfromtxt",
-    "numpy.memmap",
-    "sklearn.utils._testing",
-    "sklearn.externals",
-)
-
-
 class SklearnRuntime:
     """A fitted scikit-learn estimator or pipeline.
 
@@ -181,14 +140,17 @@ def load(path: Path, *, trust: bool = False) -> SklearnRuntime:
         return SklearnRuntime(_load_pickle(path, trust=trust))
     sio = _skops_io()
     untrusted = untrusted_types(path)
-    unsafe = [t for t in untrusted if not _is_safe(t)]
+    unsafe = refused(untrusted)
     if unsafe and not trust:
         raise UntrustedArtifact(
-            f"{path.name} holds types outside scikit-learn, numpy and scipy: {', '.join(unsafe)}; "
-            "loading them imports and runs their code. Pass trust=True / --trust only for "
-            "files you made"
+            f"{path.name} names callables or types outside the allowlist: {', '.join(unsafe)}; "
+            "they could reach files, processes or the interpreter at predict time. Only an "
+            "admin can trust it (trust=True / --trust), for files they made"
         )
-    return SklearnRuntime(sio.load(path, trusted=untrusted))
+    model = sio.load(path, trusted=untrusted)
+    if not trust:
+        check_loaded(model, path.name)
+    return SklearnRuntime(model)
 
 
 def _skops_io() -> Any:
@@ -198,7 +160,7 @@ def _skops_io() -> Any:
     which imports every scikit-learn module — and through ``sklearn.externals.array_api_compat``
     torch itself when it is installed: measured here, 2.7 s of a 4.0 s cold load. That default
     list does not decide anything for us: every type skops reports as untrusted is checked
-    against :func:`_is_safe` (scikit-learn, numpy, scipy, plain containers) and passed back
+    against the allowlist of :mod:`modelplane.runtimes.skops_policy` and passed back
     explicitly. So the scan is skipped, and ``import skops.io`` takes ~0.2 s.
     """
     import sys
@@ -222,14 +184,6 @@ def untrusted_types(path: Path) -> list[str]:
     except Exception as exc:  # a zip that is not a skops file: skops raises several kinds
         raise InvalidInput(f"{path.name} is not a readable skops file: {exc}") from exc
     return types
-
-
-def _is_safe(type_name: str) -> bool:
-    if type_name in _SAFE_CONTAINERS:
-        return True
-    if any(type_name == p or type_name.startswith(p + ".") for p in _DENIED_PREFIXES):
-        return False
-    return type_name.startswith(_SAFE_PREFIXES)
 
 
 def _load_pickle(path: Path, *, trust: bool) -> Any:

@@ -48,6 +48,8 @@ def row_to_version(name: str, row: Row[Any], aliases: tuple[str, ...] = ()) -> M
         description=m["description"],
         status=m["status"],
         aliases=aliases,
+        trusted_by=m["trusted_by"],
+        trusted_at=aware(m["trusted_at"]) if m["trusted_at"] is not None else None,
     )
 
 
@@ -187,6 +189,8 @@ class SqlModelRepository:
                 "description": version.description,
                 "run_id": version.lineage.run_id,
                 "created_at": version.created_at,
+                "trusted_by": version.trusted_by,
+                "trusted_at": version.trusted_at,
             },
         )
         key = {"model_id": model.id, "version": version.version}
