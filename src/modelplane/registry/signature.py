@@ -8,6 +8,14 @@ Two kinds, told apart by their inputs:
 * a **columnar** signature (inferred from a DataFrame or a dict of columns) has one 1-D input of
   shape ``[-1]`` per column; ``validate`` returns a pandas DataFrame with the columns in order.
 
+A column of strings takes text: ``bytes`` (what OIP's BYTES tensors carry) are decoded as UTF-8
+wherever the signature says ``string``, so a model sees the ``str`` values it was trained on
+(invalid UTF-8 is a `SignatureMismatch` naming the column). A pandas ``category`` column is
+recorded with its ``categories`` (and ``ordered``) beside the dtype of those categories, and is
+rebuilt with exactly those categories, in that order, so the codes a model sees match training;
+a value outside them is missing (NaN), as pandas and the tree engines treat it. Signatures
+stored before categories were recorded read as before (a plain ``string`` column).
+
 ``validate`` sits on the prediction hot path: numpy input is checked with whole-array operations,
 never a Python loop over rows, and input that already matches is returned without a copy.
 pandas is imported only when a columnar batch is validated, so importing this module stays cheap.
@@ -52,11 +60,17 @@ DTYPES = frozenset(
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One named input or output: a numpy-style dtype name and a shape (-1: any size)."""
+    """One named input or output: a numpy-style dtype name and a shape (-1: any size).
+
+    ``categories`` (a 1-D column only) makes it a pandas categorical column whose categories,
+    of ``dtype``, are these, in this order; ``ordered`` as pandas' own flag.
+    """
 
     name: str
     dtype: str
     shape: tuple[int, ...]
+    categories: tuple[Any, ...] | None = None
+    ordered: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -71,9 +85,16 @@ class TensorSpec:
                 f"{self.name}: dimensions must be positive or -1, got {list(self.shape)}",
                 field=self.name,
             )
+        if self.categories is not None:
+            _check_categories(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        if self.categories is not None:
+            out["categories"] = list(self.categories)
+            if self.ordered:
+                out["ordered"] = True
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
@@ -89,7 +110,32 @@ class TensorSpec:
             raise InvalidInput(
                 f"{name}: shape must be a list of integers, got {shape!r}", field=name
             )
-        return cls(name=name, dtype=dtype, shape=tuple(shape))
+        categories = data.get("categories")
+        if categories is not None and not isinstance(categories, list | tuple):
+            raise InvalidInput(f"{name}: categories must be a list", field=name)
+        ordered = data.get("ordered", False)
+        if not isinstance(ordered, bool):
+            raise InvalidInput(f"{name}: ordered must be true or false", field=name)
+        return cls(
+            name=name,
+            dtype=dtype,
+            shape=tuple(shape),
+            categories=None if categories is None else tuple(categories),
+            ordered=ordered,
+        )
+
+    @functools.cached_property  # built once per loaded version, used on every batch
+    def category_dtype(self) -> pd.CategoricalDtype:
+        """The pandas dtype of a categorical column (only for a spec with categories)."""
+        import pandas as pd
+
+        if self.categories is None:
+            raise InvalidInput(f"{self.name} is not a categorical column", field=self.name)
+        if self.dtype == "string":
+            index = pd.Index(list(self.categories))  # pandas' own string dtype, as in training
+        else:
+            index = pd.Index(np.asarray(self.categories, dtype=self.dtype))
+        return pd.CategoricalDtype(index, ordered=self.ordered)
 
 
 @dataclass(frozen=True)
@@ -103,6 +149,23 @@ class Signature:
     def is_columnar(self) -> bool:
         """True for a signature of named 1-D columns (inferred from a DataFrame or dict)."""
         return bool(self.inputs) and all(len(s.shape) == 1 for s in self.inputs)
+
+    @functools.cached_property
+    def categorical_inputs(self) -> tuple[TensorSpec, ...]:
+        """The inputs recorded with categories (most signatures have none)."""
+        return tuple(s for s in self.inputs if s.categories is not None)
+
+    def frame(self, columns: Mapping[str, np.ndarray[Any, Any]]) -> pd.DataFrame:
+        """One DataFrame of columns checked by `validate_columns` (a whole batch of them),
+        with each categorical column rebuilt with the signature's categories."""
+        import pandas as pd
+
+        if not self.categorical_inputs:
+            return pd.DataFrame(columns, copy=False)
+        data: dict[str, Any] = dict(columns)
+        for spec in self.categorical_inputs:
+            data[spec.name] = _categorical(columns[spec.name], spec)
+        return pd.DataFrame(data, copy=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -196,9 +259,7 @@ def _is_series(obj: Any) -> bool:
 
 def _infer_inputs(x: Any) -> tuple[TensorSpec, ...]:
     if _is_frame(x):
-        return tuple(
-            TensorSpec(str(col), _dtype_name(x[col].dtype, str(col)), (-1,)) for col in x.columns
-        )
+        return tuple(_column_spec(str(col), x[col].dtype) for col in x.columns)
     if isinstance(x, Mapping):
         if not x:
             raise InvalidInput("cannot infer a signature from an empty dict of columns")
@@ -211,7 +272,7 @@ def _infer_inputs(x: Any) -> tuple[TensorSpec, ...]:
                     f"got shape {column.shape}",
                     field=str(name),
                 )
-            specs.append(TensorSpec(str(name), _dtype_name(column.dtype, str(name)), (-1,)))
+            specs.append(_column_spec(str(name), getattr(values, "dtype", column.dtype)))
         return tuple(specs)
     array = np.asarray(x)
     if array.ndim < 2:
@@ -222,6 +283,39 @@ def _infer_inputs(x: Any) -> tuple[TensorSpec, ...]:
         )
     dtype = _dtype_name(array.dtype, TENSOR_INPUT)
     return (TensorSpec(TENSOR_INPUT, dtype, (-1, *array.shape[1:])),)
+
+
+def _column_spec(name: str, dtype: Any) -> TensorSpec:
+    """A 1-D column's spec; a pandas categorical keeps its categories (and their order)."""
+    categories = getattr(dtype, "categories", None)
+    if categories is None:
+        return TensorSpec(name, _dtype_name(dtype, name), (-1,))
+    return TensorSpec(
+        name,
+        _dtype_name(categories.dtype, name),
+        (-1,),
+        categories=tuple(categories.tolist()),
+        ordered=bool(dtype.ordered),
+    )
+
+
+_CATEGORY_TYPES: dict[str, type | tuple[type, ...]] = {"U": str, "b": bool, "f": (int, float)}
+
+
+def _check_categories(spec: TensorSpec) -> None:
+    """Categories are JSON scalars of the spec's dtype, unique, of a 1-D column."""
+    categories = spec.categories or ()
+    if len(spec.shape) != 1:
+        raise InvalidInput(f"{spec.name}: only a 1-D column can have categories", field=spec.name)
+    kind = "U" if spec.dtype == "string" else np.dtype(spec.dtype).kind
+    wanted: type | tuple[type, ...] = _CATEGORY_TYPES.get(kind, int)
+    for value in categories:
+        if not isinstance(value, wanted) or (kind in "iuf" and isinstance(value, bool)):
+            raise InvalidInput(
+                f"{spec.name}: category {value!r} is not a {spec.dtype} value", field=spec.name
+            )
+    if len(set(categories)) != len(categories):
+        raise InvalidInput(f"{spec.name}: categories must be unique", field=spec.name)
 
 
 def _infer_outputs(y: Any) -> tuple[TensorSpec, ...]:
@@ -374,15 +468,66 @@ def _check_names(expected: list[str], got: list[str], *, kind: str) -> None:
 
 
 def _cast_column(column: pd.Series, spec: TensorSpec) -> Any:
+    if spec.categories is not None:
+        return _categorical_series(column, spec)
     if spec.dtype == "string":
         if _is_string_dtype(column.dtype):
-            return column
+            if column.dtype != np.dtype(object):
+                return column  # pandas' own string dtype holds no bytes
+            values = column.to_numpy()
+            text = _text(values, spec.name, f"column {spec.name!r}")
+            return column if text is values else type(column)(text, index=column.index)
         raise SignatureMismatch(
             f"column {spec.name!r}: expected strings, got {column.dtype}", field=spec.name
         )
     if column.dtype == np.dtype(spec.dtype):
         return column  # already right: no copy
     return _cast(column.to_numpy(), spec.dtype, spec.name, what=f"column {spec.name!r}")
+
+
+def _categorical_series(column: pd.Series, spec: TensorSpec) -> pd.Series:
+    """``column`` as a categorical of the spec's categories (unchanged if it already is)."""
+    import pandas as pd
+
+    dtype = spec.category_dtype
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        same = column.dtype.ordered == dtype.ordered and column.cat.categories.equals(
+            dtype.categories
+        )
+        if same:
+            return column
+    values = column.to_numpy()
+    missing = pd.isna(values)
+    if missing.any():
+        codes = np.full(len(values), -1, dtype=np.intp)
+        codes[~missing] = _codes(values[~missing], spec)
+    else:
+        codes = _codes(values, spec)
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=column.index)
+
+
+def _categorical(values: np.ndarray[Any, Any], spec: TensorSpec) -> pd.Categorical:
+    """Checked values of a categorical column (`validate_columns`) as a pandas Categorical."""
+    import pandas as pd
+
+    if values.dtype.kind == "f":
+        codes = np.full(len(values), -1, dtype=np.intp)
+        present = ~np.isnan(values)
+        codes[present] = _indexer(spec, values[present])
+    else:
+        codes = _indexer(spec, values)
+    return pd.Categorical.from_codes(codes, dtype=spec.category_dtype)
+
+
+def _codes(values: np.ndarray[Any, Any], spec: TensorSpec) -> np.ndarray[Any, Any]:
+    """Each value's position among the categories; -1 (missing) for a value outside them."""
+    return _indexer(spec, _cast(values, spec.dtype, spec.name, what=f"column {spec.name!r}"))
+
+
+def _indexer(spec: TensorSpec, values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    index = spec.category_dtype.categories
+    codes: np.ndarray[Any, Any] = index.get_indexer(values)  # type: ignore[arg-type]  # any array
+    return codes
 
 
 def _is_string_dtype(dtype: Any) -> bool:
@@ -398,8 +543,10 @@ def _cast(
     """Cast without losing information, or raise `SignatureMismatch`."""
     what = what or field
     if dtype == "string":
-        if array.dtype.kind in "OUST":
+        if array.dtype.kind in "UT":
             return array
+        if array.dtype.kind in "OS":
+            return _text(array, field, what)
         raise SignatureMismatch(f"{what}: expected strings, got {array.dtype}", field=field)
     target = np.dtype(dtype)
     if array.dtype == target:
@@ -432,6 +579,30 @@ def _cast(
                 field=field,
             )
     return array.astype(target)
+
+
+def _text(array: np.ndarray[Any, Any], field: str, what: str) -> np.ndarray[Any, Any]:
+    """Strings as ``str``: ``bytes`` elements (OIP BYTES) decoded as UTF-8, in an object array.
+
+    ``array`` itself when no element is ``bytes``. Other elements (``None``…) are left as they
+    are, for the model to judge, as ``load_model`` would.
+    """
+    items = array.ravel().tolist()
+    if not any(type(item) is bytes for item in items):
+        return array if array.dtype.kind == "O" else array.astype(object)
+    decoded: list[Any] = []
+    for i, item in enumerate(items):
+        if type(item) is bytes:
+            try:
+                item = item.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SignatureMismatch(
+                    f"{what}: element {i} is not valid UTF-8 text ({item[:20]!r})", field=field
+                ) from None
+        decoded.append(item)
+    out = np.empty(len(decoded), dtype=object)
+    out[:] = decoded
+    return out.reshape(array.shape)
 
 
 def _numbers_from_objects(

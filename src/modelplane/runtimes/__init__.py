@@ -94,8 +94,11 @@ def guess_flavor(path: Path) -> str:
     for suffix, flavor in _SUFFIXES:
         if name.endswith(suffix):
             return flavor
-    with path.open("rb") as f:
-        head = f.read(512)
+    try:
+        with path.open("rb") as f:
+            head = f.read(512)
+    except OSError as exc:  # unreadable: a one-line error, not a traceback
+        raise InvalidInput(f"cannot read {path.name}: {exc.strerror}", field="path") from None
     if head[:1] == PICKLE_MAGIC:
         return "sklearn"  # a pickle: loading it needs trust=True
     if head.split(b"\n", 1)[0].strip() == b"tree":
@@ -126,15 +129,53 @@ def load_runtime(flavor: str, path: Path, *, trust: bool = False) -> Runtime:
 
 
 def _model_file(path: Path) -> Path:
-    if not path.exists():
-        raise ArtifactMissing(f"no model file at {path}")
-    if not path.is_dir():
+    """The model file ``path`` names: itself, or the one model file in that folder.
+
+    Every other kind of path is one-line `InvalidInput` naming ``path``: a folder with no file
+    or several, a folder holding anything but regular files and folders (a fifo would block the
+    reads that follow, a socket or device is no model), and a path that is itself a fifo,
+    socket or device. Hidden files (``.DS_Store``…) are ignored. Only the path's own name is
+    quoted, never the folders above it.
+    """
+    if not path.exists():  # a dangling symlink too
+        raise ArtifactMissing(f"no model file at {path.name}")
+    if path.is_file():
         return path
-    files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if not path.is_dir():
+        raise InvalidInput(
+            f"{path.name} is a {_kind(path)}, not a model file or a folder holding one",
+            field="path",
+        )
+    files: list[Path] = []
+    for entry in sorted(path.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file():
+            files.append(entry)
+        elif not entry.is_dir():
+            raise InvalidInput(
+                f"{path.name}/{entry.name} is a {_kind(entry)}; a model folder holds only files",
+                field="path",
+            )
     if len(files) != 1:
-        found = ", ".join(sorted(p.name for p in files)) or "nothing"
-        raise InvalidInput(f"{path} must hold exactly one model file; found {found}")
+        found = ", ".join(p.name for p in files) or "no file"
+        raise InvalidInput(
+            f"{path.name} must hold exactly one model file; found {found}", field="path"
+        )
     return files[0]
+
+
+def _kind(path: Path) -> str:
+    """What a path that is neither a regular file nor a folder is, in words."""
+    if path.is_fifo():
+        return "fifo"
+    if path.is_socket():
+        return "socket"
+    if path.is_block_device() or path.is_char_device():
+        return "device"
+    if path.is_symlink() and not path.exists():
+        return "dangling symlink"
+    return "special file"
 
 
 def _zip_flavor(path: Path) -> str | None:

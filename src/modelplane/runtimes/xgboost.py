@@ -53,7 +53,8 @@ class XGBoostRuntime:
     def predict_proba(self, batch: Any) -> np.ndarray[Any, Any]:
         if self._predict_proba is None:
             raise no_proba(FLAVOR, type(self.model).__name__)
-        return np.asarray(self._predict_proba(to_frame(batch)))
+        # The wrappers return a transposed (Fortran-ordered) view for binary classifiers.
+        return np.ascontiguousarray(self._predict_proba(to_frame(batch)))
 
 
 def save(model: Any, dest_dir: Path, *, input_example: Any = None) -> Path:

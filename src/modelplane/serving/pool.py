@@ -113,9 +113,10 @@ class ServedModel:
         return (*names, PROBA) if self.loaded.runtime.has_proba else names
 
     def check_outputs(self, requested: tuple[str, ...]) -> tuple[str, ...]:
-        """The outputs to compute: those requested (validated), else the prediction alone."""
+        """The outputs to compute: those requested (validated), else every output the model
+        has (the prediction, and the probabilities when it has them), as OIP says."""
         if not requested:
-            return (self.predict_output,)
+            return self.output_names
         known = self.output_names
         for name in requested:
             if name not in known:
@@ -161,8 +162,7 @@ class ServedModel:
             )
             concurrency = getattr(executor, "_max_workers", 1)
         else:
-            columnar = self.signature is not None and self.signature.is_columnar
-            predict = _predictor(self.loaded, outputs, self.predict_output, columnar=columnar)
+            predict = _predictor(self.loaded, outputs, self.predict_output)
         batcher = Batcher(
             predict,
             max_batch_size=self.options.max_batch_size,
@@ -187,21 +187,28 @@ def _column(value: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 
 def _predictor(
-    loaded: LoadedModel, outputs: tuple[str, ...], predict_name: str, *, columnar: bool
+    loaded: LoadedModel, outputs: tuple[str, ...], predict_name: str
 ) -> Callable[[Any], dict[str, np.ndarray[Any, Any]]]:
+    """The batch function of a batcher: where every runtime output enters serving.
+
+    Outputs leave it C-contiguous (XGBoost's ``predict_proba`` is a transposed view, which
+    JSON encoders refuse); an array that already is one is not copied (measured: the same
+    ~0.1 µs as ``np.asarray``).
+    """
     runtime = loaded.runtime
+    sig = loaded.signature
+    columnar = sig is not None and sig.is_columnar
 
     def predict(batch: Any) -> dict[str, np.ndarray[Any, Any]]:
         if columnar and isinstance(batch, dict):
-            import pandas as pd
-
-            batch = pd.DataFrame(batch, copy=False)  # one frame per batch, not per request
+            assert sig is not None
+            batch = sig.frame(batch)  # one frame per batch, not per request
         result: dict[str, np.ndarray[Any, Any]] = {}
         for name in outputs:
             if name == PROBA:
-                result[name] = np.asarray(runtime.predict_proba(batch))
+                result[name] = np.ascontiguousarray(runtime.predict_proba(batch))
             else:
-                result[predict_name] = np.asarray(runtime.predict(batch))
+                result[predict_name] = np.ascontiguousarray(runtime.predict(batch))
         return result
 
     return predict
@@ -221,8 +228,7 @@ def predict_in_process(
 
         client = Client(Settings.model_validate_json(settings_json))
         loaded = client.load_model(ref)
-        columnar = loaded.signature is not None and loaded.signature.is_columnar
-        predictor = _predictor(loaded, outputs, predict_name, columnar=columnar)
+        predictor = _predictor(loaded, outputs, predict_name)
         _PROCESS_MODELS[key] = predictor
     result: dict[str, np.ndarray[Any, Any]] = predictor(batch)
     return result
@@ -241,9 +247,7 @@ def warmup_input(signature: Signature | None) -> Any:
         return np.zeros(dims, dtype=np.dtype(dtype))
 
     if signature.is_columnar:
-        import pandas as pd
-
-        return pd.DataFrame(
+        return signature.frame(
             validate_columns(signature, {s.name: one(s.dtype, (1,)) for s in signature.inputs})
         )
     tensors = {s.name: one(s.dtype, s.shape) for s in signature.inputs}
@@ -376,7 +380,8 @@ class ModelPool:
     def _load_blocking(self, key: tuple[str, int], options: ModelOptions) -> ServedModel:
         started = time.perf_counter()
         name, number = key
-        loaded = self._client.load_model(f"{name}/{number}")  # never trust=True when serving
+        # trust as recorded on the version (docs/security.md)
+        loaded = self._client.load_model(f"{name}/{number}")
         options = options.with_tags(loaded.version.tags)  # a version's own tags win
         sample = warmup_input(loaded.signature)
         observed: dict[str, tuple[str, tuple[int, ...]]] = {}
