@@ -365,6 +365,35 @@ class TestVersions:
         assert event_types(cli, "--type", "VersionRestored") == ["VersionRestored"]
 
     @pytest.mark.usefixtures("versions")
+    def test_restore_of_a_ready_version_says_so_and_exits_2(self, cli: Cli) -> None:
+        before = event_types(cli)
+        line = one_line_error(cli("models", "restore", "fraud", "2"))
+        assert "fraud/2 is ready already" in line
+        assert event_types(cli) == before
+
+    @pytest.mark.usefixtures("versions")
+    @pytest.mark.parametrize(
+        ("tag", "value"),
+        [("serving.max_batch_size", "0"), ("serving.max_batch_size", "lots"),
+         ("serving.cache", "maybe"), ("serving.timeout_ms", "nan"),
+         ("serving.max_wait_ms", "-1"), ("serving.fallback", "Not A Ref!"),
+         ("serving.batch", "8")],
+    )
+    def test_invalid_serving_tag_exits_2_naming_the_tag(
+        self, cli: Cli, tag: str, value: str
+    ) -> None:
+        line = one_line_error(cli("models", "tag", "fraud", "--version", "2", "--", tag, value))
+        assert tag in line
+        assert tag not in as_json(cli("models", "version", "fraud", "2", "--json"))["tags"]
+
+    @pytest.mark.usefixtures("versions")
+    def test_valid_serving_tags_are_kept(self, cli: Cli) -> None:
+        for tag, value in [("serving.max_batch_size", "32"), ("serving.cache", "true"),
+                           ("serving.fallback", "fraud/1"), ("serving.timeout_ms", "250.5")]:
+            ok(cli("models", "tag", "fraud", tag, value))
+        assert ok(cli("models", "show", "fraud", "--json"))
+
+    @pytest.mark.usefixtures("versions")
     def test_tag_a_version(self, cli: Cli) -> None:
         assert ok(cli("models", "tag", "fraud", "stage", "qa", "--version", "2")).stdout == (
             "tagged fraud/2 stage=qa\n"
