@@ -56,8 +56,11 @@ local i = 0
 local ramp_left = tonumber(os.getenv("MP_BENCH_RAMP_N"))
 local ramp_ms = tonumber(os.getenv("MP_BENCH_RAMP_MS"))
 
+local auth = os.getenv("MP_BENCH_AUTH") or ""
+
 function init(args)
   local headers = {["Content-Type"] = "application/json"}
+  if #auth > 0 then headers["Authorization"] = "Bearer " .. auth end
   for k = 1, n do
     requests[k] = wrk.format("POST", nil, headers, bodies[k])
   end
@@ -137,8 +140,11 @@ def run_load(
     duration_s: int,
     cpu: int | None,
     use_wrk: bool = True,
+    token: str | None = None,
 ) -> LoadResult:
     """Drive ``url`` for ``duration_s`` seconds from a separate process pinned to ``cpu``.
+
+    ``token``: sent as ``Authorization: Bearer <token>`` with every request.
 
     Every connection is opened first and left idle for ``RAMP_S``; only then does the load
     start (and the clock: the ramp is taken out of the duration). See ``RAMP_S``.
@@ -150,6 +156,7 @@ def run_load(
         "MP_BENCH_BODIES": str(bodies),
         "MP_BENCH_RAMP_N": str(connections),
         "MP_BENCH_RAMP_MS": str(round(RAMP_S * 1000)),
+        "MP_BENCH_AUTH": token or "",
     }
     if wrk:
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
@@ -256,10 +263,12 @@ async def _drive(url: str, bodies: list[str], connections: int, duration_s: floa
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = parts.path or "/"
+    token = os.environ.get("MP_BENCH_AUTH", "")
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
     requests = [
         (
             f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
+            f"{auth}Content-Length: {len(body.encode())}\r\n\r\n{body}"
         ).encode()
         for body in bodies
     ]

@@ -1,7 +1,7 @@
 """Serving benchmark: ``modelplane serve`` against a bare Starlette floor, measured in one run.
 
     .venv/bin/python benchmarks/serving.py [--duration 5] [--warmup 1] [--rounds 2] [--quick]
-                                           [--variants unbatched,batched,cache]
+                                           [--variants unbatched,batched,cache,auth]
                                            [--serve-arg=--max-wait-ms=1 …] [--python-loadgen]
                                            [--cells 1x1,32x8]
                                            [--profile DIR] [--json PATH|-]
@@ -41,9 +41,13 @@ figure that survives a noisy machine), its RSS after the cell, and the ratio to 
 modelplane servers, the mean rows per ``predict`` (``/metrics`` batch-size histogram) and the
 cache hit ratio over the window.
 
+``--variants auth`` adds "unbatched" with authentication required (``MODELPLANE_REQUIRE_AUTH``):
+every request bears a read token; the same target as unbatched (issue #11: the bearer check must
+cost nothing measurable on the 1-row path — compare its row with unbatched's in the same run).
+
 Targets (issue #4), as ratios to the floor in the same run:
 
-* unbatched 1-row requests/s ≥ 0.9× the floor at every concurrency;
+* unbatched 1-row requests/s ≥ 0.9× the floor at every concurrency (and "auth", when run);
 * batched 1-row requests/s at concurrency 64 ≥ 1.5×;
 * 32-row requests/s ≥ 1.2× (unbatched and batched, at 8 and 64);
 * cache hits ≥ 1.8× in every cell;
@@ -99,6 +103,7 @@ class Variant:
     key: str
     label: str
     args: tuple[str, ...] = ()  # extra ``modelplane serve`` arguments; floor: none
+    require_auth: bool = False  # MODELPLANE_REQUIRE_AUTH=true, every request bears a token
 
 
 FLOOR = Variant("floor", "floor (Starlette)")
@@ -110,6 +115,10 @@ VARIANTS = [
     Variant("unbatched", "modelplane, no batching", ("--max-batch-size", "1")),
     Variant("batched", "modelplane, batching"),  # the defaults: --max-batch-size 32
     Variant("cache", "modelplane, cache hits", ("--cache",)),
+    # "unbatched" with authentication required: every request bears a read token (checked
+    # against the token store, remembered 5 s). What the bearer check costs on the hot path.
+    Variant("auth", "modelplane, no batching, token required", ("--max-batch-size", "1"),
+            require_auth=True),
     GRANIAN,
 ]
 Metrics = dict[str, float]  # counters read from /metrics
@@ -127,7 +136,8 @@ class Target:
 
 
 TARGETS = [
-    Target("unbatched 1-row req/s", ("unbatched",), ((1, 1), (1, 8), (1, 64)), "rate", 0.9),
+    Target("unbatched 1-row req/s", ("unbatched", "auth"), ((1, 1), (1, 8), (1, 64)), "rate",
+           0.9),
     Target("batched 1-row req/s at c=64", ("batched",), ((1, 64),), "rate", 1.5),
     Target("32-row req/s", ("unbatched", "batched"), ((32, 8), (32, 64)), "rate", 1.2),
     Target("cache-hit req/s", ("cache",), tuple(CELLS), "rate", 1.8),
@@ -251,6 +261,7 @@ class Server:
         self.variant = variant
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.token: str | None = None  # sent with every request when the variant needs it
         self.log = log
         self.error: str | None = None
         with log.open("wb") as out:
@@ -357,10 +368,11 @@ class Server:
             self.proc.wait()
 
 
-def post(url: str, body: str) -> Any:
-    req = urllib.request.Request(
-        url + INFER_PATH, data=body.encode(), headers={"Content-Type": "application/json"}
-    )
+def post(url: str, body: str, token: str | None = None) -> Any:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url + INFER_PATH, data=body.encode(), headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
@@ -424,9 +436,27 @@ def start_servers(
         else:
             cmd = [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(port),
                    *MP_ARGS, *serve_args, *variant.args]  # fmt: skip
+        if variant.require_auth:
+            variant_env["MODELPLANE_REQUIRE_AUTH"] = "true"
         servers[variant.key] = Server(variant, cmd, {**env, **variant_env}, cpu,
                                       tmp / f"{variant.key}.log", port)  # fmt: skip
+        if variant.require_auth:
+            servers[variant.key].token = read_token(home)
     return servers
+
+
+def read_token(home: Path) -> str:
+    """A new read-scope token in the benchmark's registry (what a client would present)."""
+    from modelplane.auth.commands import CreateToken
+    from modelplane.client import Client
+    from modelplane.config import Settings
+
+    client = Client(Settings(home=home))
+    try:
+        secret: str = client.platform.bus.handle(CreateToken(name="bench", scope="read")).secret
+        return secret
+    finally:
+        client.close()
 
 
 def granian_command(port: int, serve_args: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -460,7 +490,7 @@ def check_answers(servers: dict[str, Server], bodies: dict[int, list[str]]) -> N
                 if server is floor or server.error:
                     continue
                 try:
-                    got = post(server.url, body)["outputs"][0]["data"]
+                    got = post(server.url, body, server.token)["outputs"][0]["data"]
                 except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
                     server.error = f"{rows}-row request failed: {exc}"
                     continue
@@ -501,7 +531,8 @@ def measure(
                         before_cpu = server.cpu_seconds()
                         load = run_load(url, files[rows], connections=clients,
                                         duration_s=seconds, cpu=client_cpu,
-                                        use_wrk=not args.python_loadgen)  # fmt: skip
+                                        use_wrk=not args.python_loadgen,
+                                        token=server.token)  # fmt: skip
                     cpu = server.cpu_seconds() - before_cpu
                     after = server.metrics()
                     delta = {k: v - before_metrics.get(k, 0.0) for k, v in after.items()}
