@@ -299,7 +299,7 @@ class TestFeedback:
                                                         "label": label})  # fmt: skip
                 assert fb.status_code == 202, fb.text
                 assert fb.json() == {"request_id": answer["request_id"], "accepted": True,
-                                     "variant": answer["variant"]}  # fmt: skip
+                                     "variant": answer["variant"], "revision": 1}  # fmt: skip
             r = await http.post("/feedback", json={"request_id": "elsewhere-1", "reward": 0.5})
             assert r.status_code == 202
             assert r.json()["variant"] is None

@@ -45,7 +45,7 @@ from modelplane.errors import (
     Unauthorized,
 )
 from modelplane.serving import accesslog, oip, tracing
-from modelplane.serving.delivery import TrafficRouter, run_controller
+from modelplane.serving.delivery import LABEL_LIMIT, REWARD_LIMIT, TrafficRouter, run_controller
 from modelplane.serving.http_server import sole_request
 from modelplane.serving.metrics import ServingMetrics, mark_process_dead
 from modelplane.serving.options import ServeOptions
@@ -398,48 +398,83 @@ def _header_unit_id(request: Request) -> str | None:
 
 
 # -- feedback ------------------------------------------------------------------------------------
+_FEEDBACK_FIELDS = ("request_id", "label", "reward", "overwrite")
+
+
 @_observed("feedback", oip_errors=False)
 async def feedback(request: Request, state: ServingState) -> Response:
-    """``{"request_id": …, "label": number|bool}`` or ``{"request_id": …, "reward": number}``:
-    the outcome of one prediction, counted for its variant and stored (202)."""
-    doc = await _json_object(request, state)
-    unknown = sorted(set(doc) - {"request_id", "label", "reward"})
+    """``{"request_id": …, "label": number|bool}`` or ``{"request_id": …, "reward": number}``
+    (``"overwrite": true`` to replace an earlier outcome): the outcome of one prediction,
+    stored and counted for its variant (202). The authentication of ``/predict``
+    (:data:`~modelplane.auth.access.OPERATIONS`), checked before the body is read."""
+    body = await _body(request, state.max_body)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # orjson refuses NaN, Infinity and 1e400; the standard parser reads them, so that the
+        # caller hears which field is wrong (422) rather than "not JSON" (only on this path).
+        import json
+
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise MalformedRequest("the body is not valid JSON", field="body") from None
+    if not isinstance(doc, dict):
+        raise MalformedRequest("the body must be a JSON object", field="body")
+    unknown = sorted(set(doc) - set(_FEEDBACK_FIELDS))
     if unknown:
         raise InvalidInput(
-            f"unknown field {unknown[0]!r}: feedback takes request_id and label or reward",
+            f"unknown field {unknown[0]!r}: feedback takes request_id, label or reward, "
+            "and overwrite",
             field=unknown[0],
         )
     request_id = doc.get("request_id")
-    if not isinstance(request_id, str) or not 0 < len(request_id) <= 200:
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= 128:
         raise InvalidInput(
-            "'request_id' is required: the request id of a prediction (1-200 characters)",
+            "'request_id' is required: the request id of a prediction (1-128 characters)",
             field="request_id",
         )
     has_label, has_reward = doc.get("label") is not None, doc.get("reward") is not None
     if has_label == has_reward:
         field = "reward" if has_label else "label"
         raise InvalidInput("give exactly one of 'label' and 'reward'", field=field)
-    label: float | None = None
-    reward: float | None = None
+    overwrite = doc.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise InvalidInput("'overwrite' must be true or false", field="overwrite")
+    label = reward = None
     if has_label:
-        value = doc["label"]
-        if not isinstance(value, bool | int | float):
-            raise InvalidInput("'label' must be a number or a boolean", field="label")
-        label = float(value)
+        label = _bounded(doc["label"], "label", LABEL_LIMIT, booleans=True)
     else:
-        value = doc["reward"]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInput("'reward' must be a number", field="reward")
-        reward = float(value)
-    for name, number in (("label", label), ("reward", reward)):
-        if number is not None and not math.isfinite(number):
-            raise InvalidInput(f"'{name}' must be a finite number", field=name)
+        reward = _bounded(doc["reward"], "reward", REWARD_LIMIT, booleans=False)
     router = state.service.router
     if router is None:
         raise NotReady("the server is starting or stopping")
-    variant = await router.feedback(request_id, label=label, reward=reward)
-    answer = {"request_id": request_id, "accepted": True, "variant": variant}
+    variant, revision = await router.feedback(
+        request_id, label=label, reward=reward, overwrite=overwrite
+    )
+    answer = {
+        "request_id": request_id,
+        "accepted": True,
+        "variant": variant,
+        "revision": revision,
+    }
     return Response(orjson.dumps(answer), 202, media_type=JSON)
+
+
+def _bounded(value: Any, field: str, limit: float, *, booleans: bool) -> float:
+    """``value`` as a finite float within ``[-limit, limit]``; else 422 naming ``field``."""
+    kinds = "a number or a boolean" if booleans else "a number"
+    if (isinstance(value, bool) and not booleans) or not isinstance(value, bool | int | float):
+        raise InvalidInput(f"'{field}' must be {kinds}", field=field)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float's range
+        number = math.inf
+    if not math.isfinite(number) or abs(number) > limit:
+        raise InvalidInput(
+            f"'{field}' must be a finite number within [-{limit:g}, {limit:g}]", field=field
+        )
+    return number
 
 
 def plain_inputs(value: Any, served: ServedModel) -> dict[str, Any]:

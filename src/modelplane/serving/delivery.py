@@ -16,9 +16,11 @@ lookup. Every ``stats_flush_s`` the counters are added to the totals shared by a
 
 **Feedback**: the router remembers the last 100 000 routed requests (request id → subject,
 variant, the single-row prediction as a number). ``POST /feedback`` turns a label into an
-outcome (1 when the prediction equals it, else 0) or takes a reward as is, counts it for the
-request's variant and stores the row (subject and variant unknown when another replica served
-it: the report joins those with the prediction log by request id).
+outcome (1 when the prediction equals it, else 0) or takes a reward as is, stores the row
+(subject and variant unknown when another replica served it: the report joins those with the
+prediction log by request id, and counts apart the ones it cannot match) and counts it for the
+request's variant. Values are bounded (:data:`LABEL_LIMIT`, :data:`REWARD_LIMIT`, finite); a
+request has one outcome — a second is a 409 unless it asks to overwrite, which is recorded.
 
 **Shadows**: after the primary answered, ``percent`` % of a shadowed model's requests are put on
 a bounded queue (a deque: full → dropped and counted, never waited on). A collector takes what
@@ -54,7 +56,20 @@ from modelplane.traffic.live import LiveStats
 from modelplane.traffic.model import Arm
 from modelplane.traffic.routing import Route, RoutingTable, ShadowRoute
 
-__all__ = ["TrafficRouter", "compare_outputs", "run_controller", "server_side"]
+__all__ = [
+    "LABEL_LIMIT",
+    "REWARD_LIMIT",
+    "TrafficRouter",
+    "compare_outputs",
+    "run_controller",
+    "server_side",
+]
+
+#: A label is a finite number with ``|label| <= LABEL_LIMIT`` (class ids, 0/1, a target value).
+LABEL_LIMIT = 1e9
+#: A reward is a finite number in ``[-REWARD_LIMIT, REWARD_LIMIT]``: large enough for any
+#: business metric, small enough that no single outcome swamps a bandit's or a test's sums.
+REWARD_LIMIT = 1e6
 
 log = logging.getLogger(__name__)
 
@@ -288,30 +303,43 @@ class TrafficRouter:
             recent.popitem(last=False)
 
     async def feedback(
-        self, request_id: str, *, label: float | None = None, reward: float | None = None
-    ) -> str | None:
-        """Count and store one outcome; returns the request's variant when this replica knows it."""
+        self,
+        request_id: str,
+        *,
+        label: float | None = None,
+        reward: float | None = None,
+        overwrite: bool = False,
+    ) -> tuple[str | None, int]:
+        """Store one outcome, then count it for the request's variant when this replica knows
+        the request; returns (that variant or None, the stored revision).
+
+        A second outcome for a request raises Conflict (409) unless ``overwrite``; the live
+        counters count a request's first outcome only (the stored row, which the report reads,
+        holds the latest and what it replaced).
+        """
         known = self._recent.get(request_id)
         subject = variant = None
         if known is not None:
             subject, variant = known.subject, known.variant
-            value: float | None = None
-            if reward is not None:
-                value = float(reward)
-            elif label is not None and known.predicted is not None:
-                value = 1.0 if known.predicted == float(label) else 0.0
-            if value is not None and not known.scored:
-                known.scored = True  # a repeated label replaces the stored row, counts once
-                self.live.outcome(subject, variant, value)
-        await asyncio.to_thread(
+        revision = await asyncio.to_thread(
             self._store.add_feedback,
             request_id,
-            label=None if label is None else float(label),
-            reward=None if reward is None else float(reward),
+            label=label,
+            reward=reward,
             subject=subject,
             variant=variant,
+            overwrite=overwrite,
         )
-        return variant
+        if known is not None and not known.scored:
+            value: float | None = None
+            if reward is not None:
+                value = reward
+            elif label is not None and known.predicted is not None:
+                value = 1.0 if known.predicted == label else 0.0
+            if value is not None:
+                known.scored = True
+                self.live.outcome(known.subject, known.variant, value)
+        return variant, revision
 
     # -- shadows -----------------------------------------------------------------------------
     def mirror(self, shadow: ShadowRoute, inputs: dict[str, Array], primary: Array | None) -> None:

@@ -17,9 +17,11 @@
 * for a shadow: compared calls, agreement rate, mean absolute difference, errors, dropped copies
   and the shadow's latency.
 
-:func:`load_outcomes` gathers the outcome values from ``POST /feedback`` rows: those that name
+:func:`match_feedback` gathers the outcome values from ``POST /feedback`` rows: those that name
 the experiment's subject count for their variant; those whose replica did not know the request
-are joined to the prediction log by request id.
+are joined to the prediction log by request id. Feedback for a request id that neither a replica
+nor the prediction log knows is never mixed into an arm: the report counts it apart
+(``feedback.unmatched``) beside the rows matched to an arm (``feedback.matched``).
 """
 
 from __future__ import annotations
@@ -55,10 +57,12 @@ if TYPE_CHECKING:
 __all__ = [
     "Comparison",
     "ExperimentReport",
+    "FeedbackOutcomes",
     "ShadowSummary",
     "VariantReport",
     "experiment_report",
     "load_outcomes",
+    "match_feedback",
     "outcome_of",
     "report_of",
 ]
@@ -213,6 +217,10 @@ class ExperimentReport:
     srm_note: str
     winner: str | None
     summary: str
+    #: feedback rows matched to an arm, and rows of request ids no replica or log knows
+    #: (None when the report was built from the counters alone)
+    feedback_matched: int | None = None
+    feedback_unmatched: int | None = None
 
     @property
     def control(self) -> str:
@@ -245,6 +253,11 @@ class ExperimentReport:
             "srm_note": self.srm_note,
             "winner": self.winner,
             "summary": self.summary,
+            "feedback": (
+                None
+                if self.feedback_matched is None
+                else {"matched": self.feedback_matched, "unmatched": self.feedback_unmatched}
+            ),
         }
 
 
@@ -255,11 +268,14 @@ def experiment_report(
     experiment: Experiment,
     counters: Mapping[str, Counters],
     outcomes: Mapping[str, Sequence[float]] | None = None,
+    *,
+    feedback: tuple[int, int] | None = None,
 ) -> ExperimentReport:
     """The report of ``experiment`` from its counters and outcome values (see the module doc).
 
     ``outcomes`` maps arm name → outcome values (from :func:`load_outcomes`); without it the
-    outcome sums the replicas keep in the counters are used.
+    outcome sums the replicas keep in the counters are used. ``feedback`` is (matched,
+    unmatched) feedback rows (:class:`FeedbackOutcomes`), reported as they are.
     """
     arms = experiment.arms
     per_arm = {a.name: counters.get(a.name, Counters()) for a in arms}
@@ -301,6 +317,8 @@ def experiment_report(
             srm_note=srm_note,
             winner=winner,
             summary=text,
+            feedback_matched=feedback[0] if feedback is not None else None,
+            feedback_unmatched=feedback[1] if feedback is not None else None,
         )
 
     if experiment.kind == "shadow":
@@ -551,22 +569,40 @@ def _predictions(
     return out
 
 
-def load_outcomes(
+@dataclass(frozen=True)
+class FeedbackOutcomes:
+    """An experiment's outcome values per arm from the stored feedback, and what is left out.
+
+    ``matched``: feedback rows attributed to an arm of the experiment (by the replica that
+    served the request, or through the prediction log). ``unmatched``: rows of request ids that
+    no replica knew and the prediction log does not hold (or no log to look in) — posted for a
+    request never served, or one whose log is gone; never counted for any arm. Rows of other
+    experiments' or models' requests are neither.
+    """
+
+    per_arm: dict[str, list[float]]
+    matched: int
+    unmatched: int
+
+
+def match_feedback(
     views: TrafficViews,
     experiment: Experiment,
     *,
     prediction_log: str | None = None,
-    read_log: Callable[[str, str], pd.DataFrame] | None = None,
-) -> dict[str, list[float]]:
+    read_log: Callable[[str, str | None], pd.DataFrame] | None = None,
+) -> FeedbackOutcomes:
     """Outcome values per arm of ``experiment`` from the stored feedback (see the module doc).
 
     ``prediction_log`` is the log's location (``settings.resolved_prediction_log``);
-    ``read_log(location, model)`` reads it (default :func:`modelplane.serving.predlog.read_log`).
-    Rows without a usable outcome (no label for accuracy, no reward, a prediction not found in
-    the log) are left out.
+    ``read_log(location, model)`` reads it (default :func:`modelplane.serving.predlog.read_log`;
+    ``model`` None: every model's, read only to tell an unknown request id from another
+    model's). Rows without a usable outcome (no label for accuracy, no reward, a prediction not
+    comparable with a label) give no value.
     """
     arms = {a.name for a in experiment.arms}
     out: dict[str, list[float]] = {a.name: [] for a in experiment.arms}
+    matched = unmatched = 0
     rows = views.store.feedback()
     direct = [r for r in rows if r.get("subject") == experiment.subject]
     loose = [r for r in rows if r.get("subject") is None]
@@ -580,28 +616,63 @@ def load_outcomes(
         frame = read_log(prediction_log, experiment.model)
     direct_predictions: dict[str, tuple[str | None, Any]] = {}
     loose_predictions: dict[str, tuple[str | None, Any]] = {}
+    seen: set[str] = set()
     if frame is not None:
         if experiment.metric == "accuracy":
             direct_predictions = _predictions(frame, (r["request_id"] for r in direct), None)
         loose_predictions = _predictions(frame, (r["request_id"] for r in loose), experiment.name)
+        seen = _logged_ids(frame, (r["request_id"] for r in loose))
     for r in direct:
         variant = r.get("variant")
         if variant not in arms:
+            unmatched += 1
             continue
+        matched += 1
         prediction = direct_predictions.get(r["request_id"], (None, None))[1]
         value = outcome_of(experiment.metric, prediction, r.get("label"), r.get("reward"))
         if value is not None:
             out[variant].append(value)
+    unseen: list[str] = []
     for r in loose:
         found = loose_predictions.get(r["request_id"])
         if found is None or found[0] not in arms:
+            if r["request_id"] not in seen:
+                unseen.append(r["request_id"])
             continue
+        matched += 1
         variant_name = found[0]
         assert variant_name is not None
         value = outcome_of(experiment.metric, found[1], r.get("label"), r.get("reward"))
         if value is not None:
             out[variant_name].append(value)
-    return out
+    if unseen and prediction_log is not None and read_log is not None:
+        # Not in this model's log: another model's request, or one nobody served.
+        unseen_set = set(unseen) - _logged_ids(read_log(prediction_log, None), unseen)
+        unmatched += len(unseen_set)
+    else:
+        unmatched += len(unseen)
+    return FeedbackOutcomes(out, matched, unmatched)
+
+
+def _logged_ids(frame: pd.DataFrame, request_ids: Iterable[str]) -> set[str]:
+    wanted = set(request_ids)
+    if frame.empty or not wanted:
+        return set()
+    found = frame["request_id"][frame["request_id"].isin(wanted)]
+    return {str(x) for x in found}
+
+
+def load_outcomes(
+    views: TrafficViews,
+    experiment: Experiment,
+    *,
+    prediction_log: str | None = None,
+    read_log: Callable[[str, str | None], pd.DataFrame] | None = None,
+) -> dict[str, list[float]]:
+    """Outcome values per arm of ``experiment`` (:func:`match_feedback`'s ``per_arm``)."""
+    return match_feedback(
+        views, experiment, prediction_log=prediction_log, read_log=read_log
+    ).per_arm
 
 
 def report_of(
@@ -614,9 +685,11 @@ def report_of(
     """
     counters = views.experiment_counters(experiment)
     outcomes: dict[str, list[float]] | None = None
+    feedback: tuple[int, int] | None = None
     if experiment.kind == "split":
-        loaded = load_outcomes(views, experiment, prediction_log=prediction_log)
-        loaded_n = sum(len(values) for values in loaded.values())
+        loaded = match_feedback(views, experiment, prediction_log=prediction_log)
+        feedback = (loaded.matched, loaded.unmatched)
+        loaded_n = sum(len(values) for values in loaded.per_arm.values())
         if loaded_n > 0 and loaded_n >= sum(c.outcome_n for c in counters.values()):
-            outcomes = loaded
-    return experiment_report(experiment, counters, outcomes)
+            outcomes = loaded.per_arm
+    return experiment_report(experiment, counters, outcomes, feedback=feedback)

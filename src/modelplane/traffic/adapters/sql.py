@@ -3,7 +3,8 @@
 The repositories are used inside a unit of work (the model being routed is already locked by
 the handler). :class:`SqlTrafficStore` is used outside one: serving replicas add their counter
 deltas with one upsert per (subject, variant) — ``x = x + delta``, so concurrent replicas never
-lose each other's counts — and ``POST /feedback`` stores outcomes.
+lose each other's counts — and ``POST /feedback`` stores outcomes, one per request (a second
+one only as an explicit, recorded overwrite).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, desc, insert, select, update
+from sqlalchemy import Engine, desc, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Row
@@ -21,6 +22,7 @@ from modelplane.core.clock import aware, utcnow
 from modelplane.core.uow import HasEvents
 from modelplane.db import tables as t
 from modelplane.db.engine import WRITE
+from modelplane.errors import Conflict
 from modelplane.traffic.live import COUNTER_FIELDS, Counters
 from modelplane.traffic.model import Arm, Deployment, Experiment, Rollout
 
@@ -358,23 +360,59 @@ class SqlTrafficStore:
         reward: float | None,
         subject: str | None,
         variant: str | None,
-    ) -> None:
-        """Store (or replace) the outcome of one prediction."""
+        overwrite: bool = False,
+    ) -> int:
+        """Store the outcome of one prediction; return its revision (1 for the first).
+
+        A request has one outcome: a second one raises :class:`Conflict` unless ``overwrite``,
+        and an overwrite keeps the value it replaced (``previous_label``/``previous_reward``),
+        when (``overwritten_at``) and counts up ``revision``; a subject and variant already
+        known are kept when the new outcome comes from a replica that did not know them. One
+        statement either way, so two concurrent first outcomes never both win.
+        """
+        now = utcnow()
         values = {
             "request_id": request_id,
             "label": label,
             "reward": reward,
             "subject": subject,
             "variant": variant,
-            "received_at": utcnow(),
+            "received_at": now,
+            "revision": 1,
         }
-        stmt = self._insert(t.feedback).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["request_id"],
-            set_={k: stmt.excluded[k] for k in values if k != "request_id"},
+        fb = t.feedback
+        stmt = self._insert(fb).values(**values)
+        if overwrite:
+            upsert = stmt.on_conflict_do_update(
+                index_elements=["request_id"],
+                set_={
+                    "label": stmt.excluded.label,
+                    "reward": stmt.excluded.reward,
+                    "subject": func.coalesce(stmt.excluded.subject, fb.c.subject),
+                    "variant": func.coalesce(stmt.excluded.variant, fb.c.variant),
+                    "received_at": stmt.excluded.received_at,
+                    "revision": fb.c.revision + 1,
+                    "previous_label": fb.c.label,
+                    "previous_reward": fb.c.reward,
+                    "overwritten_at": stmt.excluded.received_at,
+                },
+            ).returning(fb.c.revision)
+            with self._engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+                return int(conn.execute(upsert).scalar_one())
+        first = stmt.on_conflict_do_nothing(index_elements=["request_id"]).returning(
+            fb.c.revision
         )
         with self._engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            conn.execute(stmt)
+            if conn.execute(first).scalar() is not None:  # a row came back: it was inserted
+                return 1
+            revision = conn.execute(
+                select(fb.c.revision).where(fb.c.request_id == request_id)
+            ).scalar()
+        raise Conflict(
+            f"request {request_id!r} already has an outcome (revision {revision}); send "
+            '"overwrite": true to replace it',
+            field="request_id",
+        )
 
     def feedback(self, request_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Stored outcomes (all, or those of ``request_ids``), as plain rows."""
