@@ -208,3 +208,26 @@ class TestListingAndDeleting:
         store.delete(two.digest)
         assert dict(store.objects()) == {}
         assert not store.exists(one.digest)
+
+
+class TestWorkInProgress:
+    def test_scratch_is_a_private_empty_folder_removed_on_exit(self, store: ArtifactStore) -> None:
+        with store.scratch() as folder:
+            assert folder.is_dir()
+            assert list(folder.iterdir()) == []
+            (folder / "model.skops").write_bytes(b"x" * 10)
+            assert store.temporaries(older_than_s=0) == []  # its owner is alive: never stale
+        assert not folder.exists()
+        assert store.temporaries(older_than_s=0) == []
+
+    def test_size_is_what_the_object_holds(self, store: ArtifactStore, model_file: Path,
+                                           tmp_path: Path) -> None:
+        stored = store.put(model_file)
+        assert store.size(stored.digest) == stored.size == model_file.stat().st_size
+        folder = tmp_path / "tree"
+        (folder / "sub").mkdir(parents=True)
+        (folder / "a.bin").write_bytes(b"a" * 7)
+        (folder / "sub" / "b.bin").write_bytes(b"b" * 5)
+        tree = store.put(folder)
+        assert store.size(tree.digest) == 12
+        assert store.size("0" * 64) is None

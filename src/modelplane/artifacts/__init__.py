@@ -1,8 +1,18 @@
 """Content-addressed artifact storage: local folder (default) or any fsspec URL."""
 
 from modelplane.artifacts.base import ArtifactStore, StoredArtifact, safe_join, safe_name
+from modelplane.artifacts.staging import Temporary, remove_temporary, stale_system_temporaries
 
-__all__ = ["ArtifactStore", "StoredArtifact", "open_store", "safe_join", "safe_name"]
+__all__ = [
+    "ArtifactStore",
+    "StoredArtifact",
+    "Temporary",
+    "open_store",
+    "remove_temporary",
+    "safe_join",
+    "safe_name",
+    "stale_system_temporaries",
+]
 
 
 def open_store(location: str, *, cache_dir: str | None = None) -> ArtifactStore:

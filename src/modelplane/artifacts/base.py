@@ -17,11 +17,15 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from modelplane.errors import ArtifactCorrupted, InvalidInput, UnsafePath
+
+if TYPE_CHECKING:
+    from modelplane.artifacts.staging import Temporary
 
 __all__ = [
     "CHUNK",
@@ -69,6 +73,20 @@ class ArtifactStore(Protocol):
 
     def delete(self, digest: str) -> None:
         """Remove one object (garbage collection only: versions are immutable)."""
+        ...
+
+    def size(self, digest: str) -> int | None:
+        """Bytes the object holds (None when it is not stored)."""
+        ...
+
+    def scratch(self) -> AbstractContextManager[Path]:
+        """A private empty local folder for work in progress (a model saved before ``put``,
+        an upload), removed on exit; ``temporaries`` reports it once its process is gone."""
+        ...
+
+    def temporaries(self, older_than_s: float) -> list[Temporary]:
+        """Work in progress left by processes that are gone (at once), and unclaimed
+        leftovers unchanged for ``older_than_s`` (see ``staging.py``)."""
         ...
 
 

@@ -2,11 +2,13 @@
 
 Objects live under ``<url>/objects/<d[:2]>/<digest>``; a directory artifact is a folder there
 plus ``<digest>.manifest.json``. Fetches download into a local cache and are verified there on
-every load.
+every load. Work in progress on this machine (:meth:`FsspecArtifactStore.scratch`) lives under
+``<cache>/tmp``, where ``artifacts gc`` finds what a killed process left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -25,6 +27,7 @@ from modelplane.artifacts.base import (
     verify_dir,
     verify_file,
 )
+from modelplane.artifacts.staging import Staging, Temporary
 from modelplane.errors import ArtifactMissing, InvalidInput, UnsafePath
 
 __all__ = ["FsspecArtifactStore"]
@@ -41,6 +44,7 @@ class FsspecArtifactStore:
         self._fs: Any = fs
         self._base: str = path.rstrip("/")
         self._cache = Path(cache_dir or Path.home() / ".cache" / "modelplane").absolute()
+        self._staging = Staging(self._cache / "tmp")
 
     def _object(self, digest: str) -> str:
         return f"{self._base}/objects/{digest[:2]}/{digest}"
@@ -110,6 +114,20 @@ class FsspecArtifactStore:
             raise
         return local
 
+    def scratch(self) -> contextlib.AbstractContextManager[Path]:
+        """A private empty local folder for work in progress (under the cache), removed on exit;
+        gc removes it once its owner is gone."""
+        return _scratch(self._staging)
+
+    def temporaries(self, older_than_s: float) -> list[Temporary]:
+        return self._staging.stale(older_than_s)
+
+    def size(self, digest: str) -> int | None:
+        target = self._object(check_digest(digest))
+        if not self._fs.exists(target):
+            return None
+        return int(self._fs.du(target, total=True))
+
     def objects(self) -> Iterator[tuple[str, float | None]]:
         base = f"{self._base}/objects"
         if not self._fs.exists(base):
@@ -137,3 +155,10 @@ def _mtime(entry: dict[str, Any]) -> float | None:
         if callable(stamp):
             return float(stamp())
     return None
+
+
+@contextlib.contextmanager
+def _scratch(staging: Staging) -> Iterator[Path]:
+    with staging.claim() as folder:
+        folder.mkdir()
+        yield folder
