@@ -4,13 +4,16 @@
 controller (:mod:`modelplane.traffic.controller`) judges each step on the live counters of all
 replicas and advances, promotes (the ``champion`` alias moves) or rolls back. The controller
 runs in every ``modelplane serve``; ``rollout run`` (or ``start --wait``) runs one in the
-foreground and prints each decision.
+foreground and prints each decision — read from the rollout's events, so a step that a serving
+replica's controller decided first is shown too, once, in order.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,6 +24,7 @@ from modelplane.errors import InvalidInput
 
 if TYPE_CHECKING:
     from modelplane.client import Client
+    from modelplane.events.views import EventRecord
     from modelplane.traffic.controller import StepDecision
     from modelplane.traffic.live import Counters
     from modelplane.traffic.model import Rollout
@@ -109,31 +113,143 @@ def _controller(client: Client) -> Any:
     return RolloutController(client.platform.bus, client.platform.traffic)
 
 
-def _drive(client: Client, model: str, interval_s: float, json_mode: bool) -> None:
-    """Run the controller on ``model``'s rollout until it ends; exit 0 if promoted, else 1."""
-    decisions: list[dict[str, Any]] = []
+#: The rollout events that record a decision, whoever made it (this CLI or a server's controller).
+_DECISIONS = ("CanaryStepAdvanced", "CanaryPromoted", "CanaryRolledBack", "CanaryAborted")
+_ACTIONS = {
+    "CanaryStepAdvanced": "advance",
+    "CanaryPromoted": "promote",
+    "CanaryRolledBack": "rollback",
+    "CanaryAborted": "abort",
+}
+#: How ``--wait`` waits between evaluations (a test replaces it to act between two polls).
+_sleep: Callable[[float], None] = time.sleep
 
-    def on_decision(decision: StepDecision) -> None:
+
+def _decision_of(event: EventRecord, rollout: Rollout) -> dict[str, Any]:
+    """A decision event as the ``decisions`` entry ``StepDecision.to_dict()`` would give.
+
+    ``CanaryStepAdvanced`` records the step it moved *to*; the decision was about the one
+    before it. An abort names no step: it happened at the rollout's current one.
+    """
+    p = event.payload
+    action = _ACTIONS[event.type]
+    step = int(p.get("step", rollout.step_index))
+    if action == "advance":
+        step -= 1
+    step = min(max(step, 0), len(rollout.steps) - 1)
+    return {
+        "model": rollout.model,
+        "rollout": rollout.key,
+        "step": step,
+        "weight": rollout.steps[step],
+        "action": action,
+        "reason": str(p.get("reason", "")),
+        "evidence": p.get("evidence") or {},
+        "manual": bool(p.get("manual", False)),
+        "at": event.occurred_at.isoformat(),
+    }
+
+
+def _decision_line(d: dict[str, Any]) -> str:
+    """The same line as ``StepDecision.line()``: ``step 2 (25 %): advance — reason``."""
+    return f"step {d['step'] + 1} ({d['weight']} %): {d['action']} — {d['reason']}"
+
+
+class _DecisionLog:
+    """The rollout's decision events not reported yet, oldest first, each once.
+
+    Every decision is in the event log whoever made it — this CLI's controller or the
+    controller of a ``modelplane serve`` replica that decided first — so reading the log is
+    what shows every step (the controller's own callback only sees its own moves).
+    """
+
+    def __init__(self, client: Client, rollout: Rollout, *, from_start: bool) -> None:
+        self._client = client
+        self._key = rollout.key
+        self._after = 0
+        if not from_start:
+            for event in self._unread():
+                self._after = event.id
+
+    def _unread(self) -> Iterator[EventRecord]:
+        from modelplane.core.pagination import encode_cursor
+
+        while True:
+            page = self._client.list_events(
+                aggregate_type="rollout",
+                aggregate_id=self._key,
+                cursor=encode_cursor({"id": self._after}) if self._after else None,
+                limit=100,
+            )
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            self._after = page.items[-1].id
+
+    def new(self, rollout: Rollout) -> list[dict[str, Any]]:
+        found = []
+        for event in list(self._unread()):
+            self._after = event.id
+            if event.type in _DECISIONS:
+                found.append(_decision_of(event, rollout))
+        return found
+
+
+def _drive(
+    client: Client, model: str, interval_s: float, json_mode: bool, *, from_start: bool
+) -> None:
+    """Run a controller on ``model``'s latest rollout until it ends; exit 0 if promoted, else 1.
+
+    Prints every decision recorded for the rollout, in commit order, once each — this
+    controller's and those another controller (a serving replica's) made first — and a hold
+    whenever its reason changes kind. ``from_start``: also the decisions made before this
+    command began watching (``start --wait``); else only new ones (``rollout run``).
+    """
+    views = client.platform.traffic
+    controller = _controller(client)
+    rollout = views.latest_rollout(model)
+    key = rollout.key
+    log = _DecisionLog(client, rollout, from_start=from_start)
+    decisions: list[dict[str, Any]] = []
+    last_hold = ""
+
+    def report(decision: dict[str, Any]) -> None:
         if json_mode:
-            decisions.append(decision.to_dict())
+            decisions.append(decision)
         else:
-            say(decision.line())
+            say(_decision_line(decision))
 
     try:
-        final = _controller(client).run(model, interval_s=interval_s, on_decision=on_decision)
+        while True:
+            rollout = views.latest_rollout(model)
+            if rollout.key != key:  # ours ended and another started: ours is in the list
+                rollout = next(r for r in views.list_rollouts(model=model) if r.key == key)
+            for decided in log.new(rollout):  # read after the rollout: its last one included
+                report(decided)
+                last_hold = ""
+            if rollout.status != "running":
+                break
+            decision = controller.evaluate(rollout)
+            if not controller.apply(decision) or decision.action != "hold":
+                continue  # a move (ours, or another controller's first) is in the log now
+            kind = decision.reason.split(":")[0].split(";")[0]
+            if kind != last_hold:
+                report(decision.to_dict())
+                last_hold = kind
+            _sleep(interval_s)
     except KeyboardInterrupt:
         note(
             f"stopped watching; the rollout of {model} goes on (modelplane rollout status {model})"
         )
         raise typer.Exit(130) from None
     if json_mode:
-        print_json({"rollout": final.to_dict(), "decisions": decisions})
+        print_json({"rollout": rollout.to_dict(), "decisions": decisions})
     else:
         say(
-            f"{final.key}: {final.status.replace('_', ' ')}"
-            + (f" — {final.reason}" if final.reason else "")
+            f"{rollout.key}: {rollout.status.replace('_', ' ')}"
+            + (f" — {rollout.reason}" if rollout.reason else "")
         )
-    if final.status != "promoted":
+    if rollout.status != "promoted":
         raise typer.Exit(1)
 
 
@@ -205,7 +321,7 @@ def start(
                 f"started {rollout.key}: {model}/{rollout.candidate} takes {rollout.weight} % "
                 f"against {model}/{rollout.baseline}"
             )
-        _drive(client, model, interval_s, json_mode)
+        _drive(client, model, interval_s, json_mode, from_start=True)
         return
     if json_mode:
         print_json(rollout.to_dict())
@@ -239,7 +355,7 @@ def run(
             f"the latest rollout of {model!r} ({rollout.key}) is already {rollout.status}",
             field="model",
         )
-    _drive(client, model, interval_s, st.wants_json(json_out))
+    _drive(client, model, interval_s, st.wants_json(json_out), from_start=False)
 
 
 def _counter_row(label: str, c: Counters) -> tuple[str, ...]:
