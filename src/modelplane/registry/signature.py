@@ -573,7 +573,10 @@ def _cast(
     if array.size:
         info = np.iinfo(target)
         low, high = array.min(), array.max()
-        if low < info.min or high > info.max:
+        # In floats, int64/uint64's max rounds up to 2**63/2**64, which does not fit: compare
+        # with max + 1 (exact in floats, or absorbed into the rounding) and refuse it.
+        too_high = high >= float(info.max) + 1 if source.kind == "f" else high > info.max
+        if low < info.min or too_high:
             raise SignatureMismatch(
                 f"{what}: expected {dtype}, got values from {low} to {high} that do not fit",
                 field=field,
