@@ -38,9 +38,11 @@ from modelplane.errors import InvalidInput, MalformedRequest, ModelplaneError, U
 __all__ = [
     "add_error_handlers",
     "error_docs",
+    "error_json",
     "error_response",
     "field_of",
     "invalid_input_from",
+    "is_oip_path",
     "public_message",
     "redact_paths",
 ]
@@ -98,9 +100,23 @@ def public_message(exc: ModelplaneError) -> str:
     return redact_paths(exc.message)
 
 
-def _oip_route(request: Request) -> bool:
-    path: str = request.scope.get("path", "")
+def is_oip_path(path: str) -> bool:
+    """Whether ``path`` is under ``/v2``, where errors have the Open Inference Protocol's shape."""
     return path == "/v2" or path.startswith("/v2/")
+
+
+def _oip_route(request: Request) -> bool:
+    return is_oip_path(request.scope.get("path", ""))
+
+
+def error_json(path: str, code: str, message: str, field: str | None = None) -> bytes:
+    """The error body for a request to ``path``, for senders of raw ASGI messages (middleware):
+    ``{"error": message}`` under ``/v2``, ``{"error": {code, message, field}}`` elsewhere."""
+    import orjson
+
+    if is_oip_path(path):
+        return orjson.dumps({"error": message})
+    return orjson.dumps({"error": {"code": code, "message": message, "field": field}})
 
 
 def error_response(
