@@ -3,7 +3,8 @@
 One ASGI app under uvicorn with uvloop and httptools (measured: without them the same endpoint
 loses ~22 %; see README "Serving"). ``--workers N`` runs N processes sharing the port (gRPC
 too, by SO_REUSEPORT); metrics are then aggregated through prometheus-client's multiprocess
-mode.
+mode. Workers exit when this process dies, even by ``kill -9`` (``http_server.worker_factory``),
+so a restart can bind the same ports at once (uvicorn binds with ``SO_REUSEADDR``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import typer
 
 from modelplane.cli.context import state
 
-__all__ = ["APP_FACTORY", "serve"]
+__all__ = ["APP_FACTORY", "WORKER_APP_FACTORY", "serve"]
 
 #: Import string of the ASGI app factory uvicorn runs (``factory=True``).
 APP_FACTORY = "modelplane.serving.app:factory"
+#: The same app for ``--workers N``: each worker first ties its life to this process.
+WORKER_APP_FACTORY = "modelplane.serving.http_server:worker_factory"
 
 
 def serve(
@@ -92,7 +95,7 @@ def serve(
     """
     import uvicorn
 
-    from modelplane.serving.http_server import ServingHttpProtocol
+    from modelplane.serving.http_server import SUPERVISOR_ENV, ServingHttpProtocol
     from modelplane.serving.options import ModelOptions, ServeOptions
 
     st = state(ctx)
@@ -132,15 +135,18 @@ def serve(
     )
     os.environ["MODELPLANE_SERVE_OPTIONS"] = options.to_json()
     multiproc_dir = None
+    factory = APP_FACTORY
     if workers > 1:
         multiproc_dir = tempfile.mkdtemp(prefix="modelplane-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())
+        factory = WORKER_APP_FACTORY
     # uvicorn drains on SIGTERM, then re-raises the signal to the handler that was there
     # before it: make that one a clean exit (status 0) rather than death by signal.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         uvicorn.run(
-            APP_FACTORY,
+            factory,
             factory=True,
             host=host,
             port=port,

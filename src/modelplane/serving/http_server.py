@@ -16,17 +16,44 @@ load, the Redis cache), the worst that happens is that this one runs alone when 
 joined a batch — the batcher itself still refuses the shortcut when anything is queued or
 running. One ``ServingHttpProtocol`` server per process (``modelplane serve`` runs one, in each
 worker): the set of the last one to open a connection is the one read.
+
+**Workers die with their server.** ``modelplane serve --workers N`` runs N uvicorn worker
+processes under a supervisor; killed with ``kill -9``, the supervisor cannot stop them, and they
+kept serving the inherited sockets (HTTP, and gRPC through ``SO_REUSEPORT``), so a restart got
+"address already in use". Each worker builds its app through :func:`worker_factory`, which
+first calls :func:`exit_with_parent`: on Linux the kernel sends the worker SIGTERM when its
+parent dies (``prctl(PR_SET_PDEATHSIG)``), and on every platform a thread watches
+``os.getppid()``; either way the worker drains as on any SIGTERM (uvicorn stops accepting, the
+lifespan stops the gRPC server), and is ended with ``os._exit`` should that take longer than
+``grace_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import threading
 from collections.abc import Sized
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["ServingHttpProtocol", "sole_request"]
+__all__ = [
+    "SUPERVISOR_ENV",
+    "ServingHttpProtocol",
+    "exit_with_parent",
+    "sole_request",
+    "worker_factory",
+]
+
+#: Set by ``modelplane serve --workers N`` to its own pid: a worker that sees it (and is not
+#: that process) exits when that process dies.
+SUPERVISOR_ENV = "MODELPLANE_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1
 
 _tasks: Sized | None = None
 
@@ -50,3 +77,55 @@ class ServingHttpProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         global _tasks
         _tasks = server_state.tasks
+
+
+def worker_factory() -> Any:
+    """The serving app for a uvicorn worker (``factory=True``): tied to its supervisor's life
+    first (when ``SUPERVISOR_ENV`` names another process), then ``serving.app.factory()``."""
+    supervisor = os.environ.get(SUPERVISOR_ENV, "")
+    if supervisor.isdigit() and int(supervisor) != os.getpid():
+        exit_with_parent(int(supervisor), grace_s=_grace_s())
+    from modelplane.serving.app import factory  # the app imports this module: not at the top
+
+    return factory()
+
+
+def exit_with_parent(parent: int, *, grace_s: float, poll_s: float = 0.5) -> threading.Thread:
+    """SIGTERM this process when ``parent`` stops being its parent; ``os._exit(1)`` if it is
+    still alive ``grace_s`` later. Returns the watching thread (a daemon)."""
+    armed = False
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0
+        armed = armed and os.getppid() == parent  # else it died first: the kernel sends nothing
+    # The portable watch covers other platforms and a parent that died before prctl (the
+    # kernel then sends nothing), and ends a drain that hangs. It sends SIGTERM only where the
+    # kernel does not: a second one would make uvicorn skip the drain.
+    thread = threading.Thread(
+        target=_watch_parent,
+        args=(parent, grace_s, poll_s, armed),
+        name="modelplane-parent-watch",
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+def _watch_parent(parent: int, grace_s: float, poll_s: float, armed: bool) -> None:
+    stop = threading.Event()
+    while os.getppid() == parent:
+        stop.wait(poll_s)
+    if not armed:
+        os.kill(os.getpid(), signal.SIGTERM)
+    stop.wait(grace_s)
+    os._exit(1)
+
+
+def _grace_s() -> float:
+    raw = os.environ.get("MODELPLANE_SERVE_OPTIONS")
+    drain = 10.0
+    if raw:
+        from modelplane.serving.options import ServeOptions
+
+        drain = ServeOptions.from_json(raw).drain_s
+    return drain + 5.0
