@@ -105,9 +105,11 @@ def signature_dtype_to_oip(name: str) -> str:
 class OipInferRequest(InferRequest):
     """An :class:`InferRequest` decoded from REST, remembering which outputs go back as binary.
 
-    ``binary_outputs`` is ``True``/``False`` for all outputs, or the names of the requested
-    outputs that asked for binary data (``"binary_data": true``, or ``binary_data_output`` on
-    the request not overridden on the output).
+    ``outputs`` is empty when the request names none (no ``outputs``, or ``[]``): the model's
+    every output is then computed, as OIP says. ``binary_outputs`` is ``True``/``False`` for
+    all outputs, or the names of the requested outputs that asked for binary data
+    (``"binary_data": true``, or ``binary_data_output`` on the request not overridden on the
+    output).
     """
 
     binary_outputs: AbstractSet[str] | bool = False
@@ -164,8 +166,8 @@ def decode_infer_request(
         )
     binary_outputs: AbstractSet[str] | bool = everything
     outputs: tuple[str, ...] = ()
-    if doc.get("outputs") is not None:
-        flags = _decode_outputs(doc["outputs"])
+    flags = _decode_outputs(doc["outputs"]) if doc.get("outputs") is not None else {}
+    if flags:  # none named (absent or []): every output, binary_data_output for all of them
         outputs = tuple(flags)
         binary_outputs = frozenset(
             n for n, flag in flags.items() if (everything if flag is None else flag)
