@@ -23,6 +23,7 @@ from modelplane.cache import (
     open_cache,
     prediction_key,
 )
+from modelplane.cache.memory import entry_cost
 
 
 class FakeClock:
@@ -72,30 +73,31 @@ class TestMemoryCache:
         assert cache.get("k") == b"value"
         assert cache.get("other") is None
         assert len(cache) == 1
-        assert cache.bytes_used == len("k") + len(b"value")
+        assert cache.bytes_used == entry_cost("k", b"value")
 
     def test_evicts_least_recently_used_when_bytes_overflow(self) -> None:
-        cache = MemoryCache(3 * (1 + 10), 60)  # room for three 10-byte values under 1-char keys
+        cache = MemoryCache(3 * entry_cost("a", b"x" * 10), 60)  # room for three such entries
         for key in "abc":
             cache.set(key, b"x" * 10)
         assert cache.get("a") == b"x" * 10  # "a" is now the most recently used; "b" the least
         cache.set("d", b"y" * 10)
         assert cache.get("b") is None
         assert [cache.get(k) is not None for k in "acd"] == [True, True, True]
-        assert cache.bytes_used == 33
+        assert cache.bytes_used == 3 * entry_cost("a", b"x" * 10)
 
     def test_a_large_value_evicts_as_many_entries_as_needed(self) -> None:
-        cache = MemoryCache(100, 60)
+        small = entry_cost("0", b"x" * 9)
+        cache = MemoryCache(9 * small, 60)
         for i in range(9):
             cache.set(str(i), b"x" * 9)
-        cache.set("big", b"z" * 60)
-        assert cache.bytes_used <= 100
-        assert cache.get("big") == b"z" * 60
+        cache.set("big", b"z" * (4 * small))
+        assert cache.bytes_used <= 9 * small
+        assert cache.get("big") == b"z" * (4 * small)
         assert cache.get("0") is None
         assert cache.get("8") is not None
 
     def test_a_value_larger_than_the_cache_is_not_stored(self) -> None:
-        cache = MemoryCache(10, 60)
+        cache = MemoryCache(entry_cost("k", b"small"), 60)
         cache.set("k", b"small")
         cache.set("k", b"x" * 100)
         assert cache.get("k") is None
@@ -105,7 +107,7 @@ class TestMemoryCache:
         cache = MemoryCache(1000, 60)
         cache.set("k", b"x" * 100)
         cache.set("k", b"x" * 10)
-        assert cache.bytes_used == 11
+        assert cache.bytes_used == entry_cost("k", b"x" * 10)
         assert len(cache) == 1
 
     def test_entries_expire_after_ttl(self) -> None:
@@ -136,7 +138,7 @@ class TestMemoryCache:
         clock.now += 2
         cache.set("new", b"v")
         assert len(cache) == 1
-        assert cache.bytes_used == 4
+        assert cache.bytes_used == entry_cost("new", b"v")
 
     @pytest.mark.parametrize(("max_bytes", "ttl_s"), [(0, 1.0), (10, 0.0)])
     def test_rejects_a_non_positive_bound(self, max_bytes: int, ttl_s: float) -> None:

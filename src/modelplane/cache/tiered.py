@@ -93,6 +93,11 @@ class PredictionCache:
         # shield: a caller that times out or disconnects must not cancel the others' answer.
         return await asyncio.shield(flight)
 
+    def bytes_used(self) -> int:
+        """Memory the in-process tier holds, entries' real size (0 without one); the server
+        reports it as ``modelplane_cache_bytes``."""
+        return self.l1.bytes_used if self.l1 is not None else 0
+
     async def close(self) -> None:
         """Cancel computations nobody waits for any more, then close L2."""
         flights = list(self._flights.values())

@@ -49,6 +49,15 @@ def serve(
     cache: Annotated[
         bool, typer.Option("--cache", help="Cache predictions (L1; L2 with MODELPLANE_CACHE_URL).")
     ] = False,
+    cache_max_bytes: Annotated[
+        int,
+        typer.Option(
+            "--cache-max-bytes",
+            min=0,
+            help="Memory the in-process prediction cache may hold per worker, entries' real "
+            "size (default 64 MiB; 0: none, only the Redis tier).",
+        ),
+    ] = 64 << 20,
     timeout_ms: Annotated[float, typer.Option(min=0, help="Per-request timeout (504).")] = 10000,
     max_concurrency: Annotated[
         int, typer.Option(min=1, help="Concurrent predictions per model.")
@@ -125,6 +134,7 @@ def serve(
             max_concurrency=max_concurrency,
             max_queue=max_queue,
         ),
+        cache_bytes=cache_max_bytes,
         max_models=max_models,
         executor_threads=threads,
         process_pool=process_pool,

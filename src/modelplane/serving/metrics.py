@@ -9,6 +9,7 @@ increment. Names::
     modelplane_batch_size_rows{model}                       histogram (1 … 1024 rows)
     modelplane_queue_depth{model}                           gauge
     modelplane_cache_events_total{tier,outcome}             counter
+    modelplane_cache_bytes                                  gauge: memory the L1 cache holds
     modelplane_model_load_seconds{model}                    histogram
     modelplane_model_loaded_bytes{model,version}            gauge
     modelplane_breaker_state{model,version}                 gauge: 0 closed, 1 half-open, 2 open
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -147,6 +148,14 @@ class ServingMetrics:
             ("tier", "outcome"),
             registry=r,
         )
+        self.cache_bytes = Gauge(
+            "modelplane_cache_bytes",
+            "Memory held by the in-process (L1) prediction cache, entries' real size "
+            "(summed over workers).",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self._cache_bytes: Callable[[], int] | None = None
         self.load_seconds = Histogram(
             "modelplane_model_load_seconds",
             "Time to load and warm a model version.",
@@ -292,6 +301,22 @@ class ServingMetrics:
     def cache_event(self, tier: str, outcome: str) -> None:
         """One cache lookup: ``tier`` ``l1``/``l2``, ``outcome`` ``hit``/``miss``/``error``…"""
         self._child(self.cache_events, tier, outcome).inc()
+        # Several workers: the gauge lives in a shared file, written when L1 changes (a set
+        # evicts, a miss may drop an expired entry); a hit changes nothing.
+        if self._cache_bytes is not None and tier == "l1" and outcome != "hit":
+            self.cache_bytes.set(self._cache_bytes())
+
+    def watch_cache(self, bytes_used: Callable[[], int]) -> None:
+        """Report ``bytes_used()`` (the L1 cache's real size) as ``modelplane_cache_bytes``.
+
+        One process: read when scraped. Several workers: written on each L1 change, through
+        :meth:`cache_event`.
+        """
+        if is_multiprocess():
+            self._cache_bytes = bytes_used
+            self.cache_bytes.set(bytes_used())
+        else:
+            self.cache_bytes.set_function(bytes_used)
 
     def log_dropped(self, n: int = 1) -> None:
         self.log_dropped_total.inc(n)

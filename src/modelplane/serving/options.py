@@ -62,6 +62,8 @@ class ServeOptions:
     workers: int = 1
     models: tuple[str, ...] = ()
     defaults: ModelOptions = field(default_factory=ModelOptions)
+    #: memory the in-process (L1) prediction cache may hold, entries' real size; 0: no L1
+    #: (``serve --cache-max-bytes``)
     cache_bytes: int = 64 << 20
     cache_ttl_s: float = 300.0
     max_models: int = 16
