@@ -8,6 +8,9 @@ to the limit and no further; the route handler never runs (nothing is registered
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,6 +182,7 @@ class TestRegistryApi:
                          content_type="multipart/form-data; boundary=x")  # 50 MiB offered
         assert ex.status == 401
         assert ex.headers["www-authenticate"] == "Bearer"
+        assert ex.headers["connection"] == "close"
         assert ex.error()["code"] == "unauthorized"
         assert ex.consumed == 0
 
@@ -267,3 +271,82 @@ class TestServingApp:
         unauthenticated = await drive(serving, "POST", f"{V1}/models", Exchange(200))
         assert unauthenticated.status == 401
         assert unauthenticated.consumed == 0
+
+
+class LiveServer:
+    """The registry API under a real uvicorn, in a thread of this process."""
+
+    def __init__(self, platform: Platform) -> None:
+        import threading
+
+        import uvicorn
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(create_app(platform), lifespan="off", log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, args=([self.sock],), daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+
+    def send_body(self, head: bytes, total: int, *, chunked: bool) -> tuple[bytes, int]:
+        """Send ``head`` and up to ``total`` body bytes; the status line, and the bytes the
+        server let us send before it answered and closed."""
+        conn = socket.create_connection(("127.0.0.1", self.port), timeout=60)
+        conn.sendall(head)
+        sent = 0
+        data = b"x" * CHUNK
+        try:
+            while sent < total:
+                conn.sendall(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                sent += len(data)
+            if chunked:
+                conn.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server closed: the rest was never going to be read
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := conn.recv(65536):
+                answer += chunk
+        conn.close()
+        return answer.split(b"\r\n", 1)[0], sent
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(60)
+        self.sock.close()
+
+
+@pytest.fixture
+def live(small_platform: Platform) -> Iterator[LiveServer]:
+    server = LiveServer(small_platform)
+    yield server
+    server.close()
+
+
+class TestRealServer:
+    """Over a socket: the refusal comes first and the connection closes, so the client cannot
+    push the rest of a large body into the server."""
+
+    FIFTY_MB = 50 << 20
+
+    def test_an_unauthenticated_50_mb_upload_is_cut_off_with_401(self, live: LiveServer) -> None:
+        head = (b"POST /api/v1/models/fraud/versions HTTP/1.1\r\nHost: mp\r\n"
+                b"Content-Type: multipart/form-data; boundary=x\r\n"
+                b"Content-Length: %d\r\n\r\n" % self.FIFTY_MB)
+        status, sent = live.send_body(head, self.FIFTY_MB, chunked=False)
+        assert status == b"HTTP/1.1 401 Unauthorized"
+        assert sent < self.FIFTY_MB
+
+    def test_a_chunked_body_over_the_limit_is_cut_off_with_413(
+        self, live: LiveServer, write: str
+    ) -> None:
+        head = (b"POST /api/v1/models HTTP/1.1\r\nHost: mp\r\nContent-Type: application/json\r\n"
+                b"Authorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n" % write.encode())
+        status, sent = live.send_body(head, self.FIFTY_MB, chunked=True)
+        assert status.startswith(b"HTTP/1.1 413")
+        assert sent < self.FIFTY_MB

@@ -14,7 +14,7 @@
   token of at least ``write`` scope is answered 401 (403 for a ``read`` token) before the body
   is read: FastAPI reads, and a multipart upload spools to disk, the whole body before it
   resolves the route's dependencies. The route's own dependency still checks its exact scope
-  (delivery writes need ``admin``).
+  (delivery writes need ``admin``). This refusal closes the connection too.
 
 The limit is ``settings.max_body_bytes`` (16 MiB by default), read from the app's platform per
 request; the artifact upload route (``POST …/models/{name}/versions``) gets
@@ -184,7 +184,9 @@ def _bearer(scope: Scope) -> str | None:
 
 
 def _auth_headers(exc: ModelplaneError) -> list[tuple[bytes, bytes]]:
-    return [(b"www-authenticate", b"Bearer")] if isinstance(exc, Unauthorized) else []
+    # The body is left unread: close, or the server would go on receiving (and dropping) it.
+    close = [(b"connection", b"close")]
+    return [(b"www-authenticate", b"Bearer"), *close] if isinstance(exc, Unauthorized) else close
 
 
 async def _refuse_size(send: Send, limit: int) -> None:
