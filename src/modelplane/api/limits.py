@@ -18,8 +18,9 @@
 
 The limit is ``settings.max_body_bytes`` (16 MiB by default), read from the app's platform per
 request; the artifact upload route (``POST …/models/{name}/versions``) gets
-:data:`MAX_UPLOAD_BYTES`. Errors have the API's shape, ``{"error": {"code", "message",
-"field"}}``. Starlette spools multipart files to a temporary file above 1 MiB, so an upload
+``settings.max_upload_bytes`` where the settings have it, else :data:`MAX_UPLOAD_BYTES`
+(2 GiB). Errors have the API's shape, ``{"error": {"code", "message", "field"}}``. Starlette
+spools multipart files to a temporary file above 1 MiB, so an upload
 within the limit is never held in memory whole.
 """
 
@@ -122,9 +123,12 @@ class BodyLimit:
 
     def _limit(self, scope: Scope) -> int:
         path: str = scope.get("path", "")
-        if scope.get("method") == "POST" and self._upload.match(path):
-            return self.max_upload_bytes
         platform = _platform(scope)
+        if scope.get("method") == "POST" and self._upload.match(path):
+            if platform is None:
+                return self.max_upload_bytes
+            # A setting of its own once config.py has it (proposed: max_upload_bytes).
+            return int(getattr(platform.settings, "max_upload_bytes", self.max_upload_bytes))
         if platform is None:
             return DEFAULT_MAX_BODY_BYTES
         return int(platform.settings.max_body_bytes)
