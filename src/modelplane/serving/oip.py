@@ -49,6 +49,7 @@ __all__ = [
     "encode_error",
     "encode_infer_response",
     "encode_raw_tensor",
+    "json_default",
     "model_metadata_json",
     "oip_datatype",
     "server_metadata_json",
@@ -491,7 +492,7 @@ def encode_infer_response(
         doc["parameters"] = parameters
     doc["outputs"] = outputs
     try:
-        header = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY, default=_json_default)
+        header = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY, default=json_default)
     except orjson.JSONEncodeError as exc:
         raise ModelplaneError(f"the response cannot be encoded as JSON: {exc}") from None
     if not chunks:
@@ -515,7 +516,9 @@ def _text(item: Any) -> str:
     return str(item)
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """orjson's ``default=`` for what ``OPT_SERIALIZE_NUMPY`` leaves out: object arrays (string
+    labels), non-contiguous or non-native arrays, numpy scalars, ``bytes`` (as UTF-8 text)."""
     if isinstance(value, np.generic | np.ndarray):
         return value.tolist()
     if isinstance(value, bytes):
