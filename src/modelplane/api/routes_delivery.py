@@ -23,7 +23,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 
 from modelplane.api.errors import error_docs
-from modelplane.api.schemas import MAX_VERSION
+from modelplane.api.schemas import ADMIN, MAX_VERSION, NAME_PATTERN, READ
 from modelplane.api.schemas_delivery import (
     DeployBody,
     DeploymentList,
@@ -53,15 +53,31 @@ router = APIRouter(tags=["delivery"])
 ReadAccess = Annotated[Token | None, Depends(require_read)]
 AdminAccess = Annotated[Token, Depends(require_admin)]
 
-ModelName = Annotated[str, PathParam(description="Model name.", max_length=128)]
-ExperimentName = Annotated[str, PathParam(description="Experiment name.", max_length=128)]
+# Names are checked by the domain (422 ``invalid_name`` naming the field); the pattern
+# documents that rule (``core.names.NAME_RE``), it is not a second check.
+_NAME = {"pattern": NAME_PATTERN, "minLength": 1}
+ModelName = Annotated[
+    str,
+    PathParam(
+        description="Model name.", max_length=128, json_schema_extra=_NAME, examples=["fraud"]
+    ),
+]
+ExperimentName = Annotated[
+    str, PathParam(description="Experiment name.", max_length=128, json_schema_extra=_NAME)
+]
 ModelFilter = Annotated[
-    str | None, Query(max_length=128, description="Only this model's (a model name).")
+    str | None,
+    Query(max_length=128, description="Only this model's (a model name).", json_schema_extra=_NAME),
 ]
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many, newest first.")]
 
+# Besides success: 400 only where a JSON body is parsed, 404 only where a model, experiment or
+# rollout is named, 409 only where the state can refuse, 413 wherever a body is read. 401/403
+# on a read route happen only when the server sets ``require_auth``.
+_LIST_ERRORS = error_docs(401, 403, 422)
 _READ_ERRORS = error_docs(401, 403, 404, 422)
-_WRITE_ERRORS = error_docs(400, 401, 403, 404, 409, 422)
+_BODY_WRITE_ERRORS = error_docs(400, 401, 403, 404, 409, 413, 422)
+_WRITE_ERRORS = error_docs(401, 403, 404, 409, 422)
 _SHADOW_ARM = "shadow"
 
 
@@ -115,8 +131,9 @@ def _version_of(platform: Platform, model: str, ref: int | str, *, field: str) -
     "/experiments",
     status_code=201,
     response_model=ExperimentOut,
-    responses=_WRITE_ERRORS,
+    responses=_BODY_WRITE_ERRORS,
     summary="Create an experiment (admin)",
+    openapi_extra=ADMIN,
 )
 def create_experiment(
     request: Request,
@@ -199,8 +216,9 @@ def create_experiment(
 @router.get(
     "/experiments",
     response_model=ExperimentList,
-    responses=_READ_ERRORS,
+    responses=_LIST_ERRORS,
     summary="List experiments",
+    openapi_extra=READ,
 )
 def list_experiments(
     platform: PlatformDep,
@@ -223,6 +241,7 @@ def _experiment(platform: Platform, name: str) -> Experiment:
     response_model=ExperimentOut,
     responses=_READ_ERRORS,
     summary="Get an experiment",
+    openapi_extra=READ,
 )
 def get_experiment(name: ExperimentName, platform: PlatformDep, _: ReadAccess) -> dict[str, Any]:
     return _experiment(platform, name).to_dict()
@@ -238,6 +257,7 @@ def _action(platform: Platform, name: str, action: str) -> dict[str, Any]:
     response_model=ExperimentOut,
     responses=_WRITE_ERRORS,
     summary="Start or resume an experiment (admin)",
+    openapi_extra=ADMIN,
 )
 def start_experiment(name: ExperimentName, platform: PlatformDep, _: AdminAccess) -> dict[str, Any]:
     """Route the model's traffic by the experiment (a shadow: mirror it). 409 when a rollout
@@ -250,6 +270,7 @@ def start_experiment(name: ExperimentName, platform: PlatformDep, _: AdminAccess
     response_model=ExperimentOut,
     responses=_WRITE_ERRORS,
     summary="Pause an experiment (admin)",
+    openapi_extra=ADMIN,
 )
 def pause_experiment(name: ExperimentName, platform: PlatformDep, _: AdminAccess) -> dict[str, Any]:
     """Traffic goes back to the champion; the counts are kept. 409 unless running."""
@@ -259,8 +280,9 @@ def pause_experiment(name: ExperimentName, platform: PlatformDep, _: AdminAccess
 @router.post(
     "/experiments/{name}/stop",
     response_model=ExperimentOut,
-    responses=_WRITE_ERRORS,
+    responses=error_docs(401, 403, 404, 422),
     summary="Stop an experiment for good (admin)",
+    openapi_extra=ADMIN,
 )
 def stop_experiment(name: ExperimentName, platform: PlatformDep, _: AdminAccess) -> dict[str, Any]:
     """Stopping twice is a no-op; the report stays readable."""
@@ -272,6 +294,7 @@ def stop_experiment(name: ExperimentName, platform: PlatformDep, _: AdminAccess)
     response_model=ExperimentReportOut,
     responses=_READ_ERRORS,
     summary="The statistics of an experiment",
+    openapi_extra=READ,
 )
 def experiment_report(name: ExperimentName, platform: PlatformDep, _: ReadAccess) -> dict[str, Any]:
     """Per variant, against the control, and a verdict (``modelplane experiments report``).
@@ -292,8 +315,9 @@ def experiment_report(name: ExperimentName, platform: PlatformDep, _: ReadAccess
     "/models/{name}/rollouts",
     status_code=201,
     response_model=RolloutOut,
-    responses=_WRITE_ERRORS,
+    responses=_BODY_WRITE_ERRORS,
     summary="Start a canary rollout (admin)",
+    openapi_extra=ADMIN,
 )
 def start_rollout(
     name: ModelName,
@@ -333,8 +357,9 @@ def start_rollout(
 @router.get(
     "/rollouts",
     response_model=RolloutList,
-    responses=_READ_ERRORS,
+    responses=_LIST_ERRORS,
     summary="List rollouts",
+    openapi_extra=READ,
 )
 def list_rollouts(
     platform: PlatformDep,
@@ -355,6 +380,7 @@ def list_rollouts(
     response_model=RolloutStatusOut,
     responses=_READ_ERRORS,
     summary="The model's latest rollout and its live state",
+    openapi_extra=READ,
 )
 def rollout_status(name: ModelName, platform: PlatformDep, _: ReadAccess) -> dict[str, Any]:
     """The latest rollout, the candidate and baseline counters of its current step and of all
@@ -379,8 +405,9 @@ def rollout_status(name: ModelName, platform: PlatformDep, _: ReadAccess) -> dic
 @router.post(
     "/models/{name}/rollout/promote",
     response_model=RolloutOut,
-    responses=_WRITE_ERRORS,
+    responses=_BODY_WRITE_ERRORS,
     summary="Promote the running rollout now (admin)",
+    openapi_extra=ADMIN,
 )
 def promote_rollout(
     name: ModelName,
@@ -388,8 +415,8 @@ def promote_rollout(
     _: AdminAccess,
     body: Annotated[ReasonBody | None, Body(examples=[{"reason": "looks good"}])] = None,
 ) -> dict[str, Any]:
-    """The ``champion`` alias moves to the candidate at once (recorded as manual). 404 when no
-    rollout of the model is running."""
+    """The ``champion`` alias moves to the candidate at once (recorded as manual). 404 when the
+    model has had no rollout, 409 when its latest one is not running."""
     model = _model(name)
     reason = (body.reason if body is not None else None) or "promoted by hand"
     rollout = Client(platform=platform).decide_rollout(model, "promote", reason=reason, manual=True)
@@ -399,8 +426,9 @@ def promote_rollout(
 @router.post(
     "/models/{name}/rollout/abort",
     response_model=RolloutOut,
-    responses=_WRITE_ERRORS,
+    responses=_BODY_WRITE_ERRORS,
     summary="Abort the running rollout (admin)",
+    openapi_extra=ADMIN,
 )
 def abort_rollout(
     name: ModelName,
@@ -408,7 +436,8 @@ def abort_rollout(
     _: AdminAccess,
     body: Annotated[ReasonBody | None, Body(examples=[{"reason": "bad feedback"}])] = None,
 ) -> dict[str, Any]:
-    """All traffic goes back to the champion. 404 when no rollout of the model is running."""
+    """All traffic goes back to the champion. 404 when the model has had no rollout, 409 when
+    its latest one is not running."""
     model = _model(name)
     reason = (body.reason if body is not None else None) or "aborted by hand"
     return Client(platform=platform).abort_rollout(model, reason).to_dict()
@@ -419,8 +448,9 @@ def abort_rollout(
     "/models/{name}/deployments",
     status_code=201,
     response_model=DeploymentOut,
-    responses=_WRITE_ERRORS,
+    responses=_BODY_WRITE_ERRORS,
     summary="Blue-green deploy a version (admin)",
+    openapi_extra=ADMIN,
 )
 def deploy(
     name: ModelName,
@@ -449,6 +479,7 @@ def deploy(
     response_model=DeploymentOut,
     responses=_WRITE_ERRORS,
     summary="Roll the last deployment back (admin)",
+    openapi_extra=ADMIN,
 )
 def rollback_deploy(name: ModelName, platform: PlatformDep, _: AdminAccess) -> dict[str, Any]:
     """The ``champion`` goes back to the version the last deploy replaced (blue). 409 when
@@ -460,8 +491,9 @@ def rollback_deploy(name: ModelName, platform: PlatformDep, _: AdminAccess) -> d
 @router.get(
     "/deployments",
     response_model=DeploymentList,
-    responses=_READ_ERRORS,
+    responses=_LIST_ERRORS,
     summary="List deployments",
+    openapi_extra=READ,
 )
 def list_deployments(
     platform: PlatformDep, _: ReadAccess, model: ModelFilter = None, limit: Limit = 50

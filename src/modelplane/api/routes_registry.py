@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,7 +22,15 @@ from pydantic import ValidationError
 
 from modelplane.api.errors import error_docs, invalid_input_from
 from modelplane.api.schemas import (
+    ALIAS_OR_LATEST_PATTERN,
+    ALIAS_PATTERN,
+    CURSOR_PATTERN,
     MAX_VERSION,
+    NAME_PATTERN,
+    NO_NUL_PATTERN,
+    READ,
+    TAG_KEY_PATTERN,
+    WRITE,
     AliasBody,
     AliasList,
     AliasOut,
@@ -64,15 +73,55 @@ router = APIRouter()
 ReadAccess = Annotated[Token | None, Depends(require_read)]
 WriteAccess = Annotated[Token, Depends(require_write)]
 
-_NO_NUL = r"^[^\x00]*$"
-Name = Annotated[str, PathParam(description="Model name.", max_length=128)]
-Number = Annotated[int, PathParam(ge=1, le=MAX_VERSION, description="Version number.")]
-AliasName = Annotated[str, PathParam(description="Alias, e.g. champion.", max_length=128)]
-TagKey = Annotated[str, PathParam(description="Tag key (may contain '/').", max_length=250)]
+# Names are checked by the domain (422 ``invalid_name`` naming the field); the patterns here
+# document those rules (schemas.py derives them from the domain's regexes), not a second check.
+_NAME = {"pattern": NAME_PATTERN, "minLength": 1}
+Name = Annotated[
+    str,
+    PathParam(
+        description="Model name.", max_length=128, json_schema_extra=_NAME, examples=["fraud"]
+    ),
+]
+Number = Annotated[
+    int, PathParam(ge=1, le=MAX_VERSION, description="Version number.", examples=[2])
+]
+AliasName = Annotated[
+    str,
+    PathParam(
+        description="Alias, e.g. champion: a name, not `latest` nor a number.",
+        max_length=128,
+        json_schema_extra={"pattern": ALIAS_PATTERN, "minLength": 1},
+        examples=["champion"],
+    ),
+]
+AliasOrLatest = Annotated[
+    str,
+    PathParam(
+        description="Alias, e.g. champion, or `latest` (the newest ready version).",
+        max_length=128,
+        json_schema_extra={"pattern": ALIAS_OR_LATEST_PATTERN, "minLength": 1},
+        examples=["champion"],
+    ),
+]
+TagKey = Annotated[
+    str,
+    PathParam(
+        description="Tag key (may contain '/'). Keys under `modelplane.` are written by "
+        "modelplane only; `serving.*` keys are the ones a server reads, with their values "
+        "checked.",
+        max_length=250,
+        json_schema_extra={"pattern": TAG_KEY_PATTERN, "minLength": 1},
+        examples=["team"],
+    ),
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")]
 Cursor = Annotated[
     str | None,
-    Query(max_length=1024, pattern=_NO_NUL, description="next_cursor of the previous page."),
+    Query(
+        max_length=1024,
+        description="next_cursor of the previous page (400 for any other text).",
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+    ),
 ]
 TagFilters = Annotated[
     list[str] | None,
@@ -83,8 +132,23 @@ MetricFilters = Annotated[
     Query(description="NAME OP NUMBER, e.g. auc>=0.9; repeatable.", max_length=50),
 ]
 
-_READ_ERRORS = error_docs(400, 401, 403, 404, 422)
-_WRITE_ERRORS = error_docs(400, 401, 403, 404, 409, 422)
+# What each route can answer besides its success: 400 only where a body or a cursor is parsed,
+# 404 only where a model (version, alias, tag) is named, 409 only where a rule of state can
+# refuse, 413 wherever a body is read (``limits.BodyLimit``). 401/403 on a read route happen
+# only when the server sets ``require_auth``.
+_LIST_ERRORS = error_docs(400, 401, 403, 422)
+_PAGE_ERRORS = error_docs(400, 401, 403, 404, 422)
+_READ_ERRORS = error_docs(401, 403, 404, 422)
+_BODY_WRITE_ERRORS = error_docs(400, 401, 403, 404, 413, 422)
+_WRITE_ERRORS = error_docs(401, 403, 404, 422)
+
+
+def _cursor(cursor: str | None) -> str | None:
+    """A cursor as this server issues them (URL-safe base64), else 400 before decoding (the
+    decoder would skip stray characters)."""
+    if cursor is not None and not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise MalformedRequest("cursor is not one this server issued", field="cursor")
+    return cursor
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -134,18 +198,23 @@ def _parse_metadata(raw: str) -> VersionMetadata:
 
 
 # -- models --------------------------------------------------------------------------------
-@router.get("/models", response_model=ModelPage, responses=_READ_ERRORS, tags=["models"])
+@router.get(
+    "/models", response_model=ModelPage, responses=_LIST_ERRORS, tags=["models"], openapi_extra=READ
+)
 def list_models(
     platform: PlatformDep,
     _: ReadAccess,
-    name_prefix: Annotated[str | None, Query(max_length=128, pattern=_NO_NUL)] = None,
+    name_prefix: Annotated[
+        str | None,
+        Query(max_length=128, pattern=NO_NUL_PATTERN, description="Names starting with this."),
+    ] = None,
     tag: TagFilters = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """Registered models in name order, filtered by name prefix and tags."""
     page = platform.registry.list_models(
-        name_prefix=name_prefix, tags=_tag_filters(tag), cursor=cursor, limit=limit
+        name_prefix=name_prefix, tags=_tag_filters(tag), cursor=_cursor(cursor), limit=limit
     )
     return {"models": [m.to_dict() for m in page.items], "next_cursor": page.next_cursor}
 
@@ -154,8 +223,9 @@ def list_models(
     "/models",
     status_code=201,
     response_model=ModelOut,
-    responses=_WRITE_ERRORS,
+    responses=error_docs(400, 401, 403, 409, 413, 422),
     tags=["models"],
+    openapi_extra=WRITE,
 )
 def register_model(
     body: ModelCreate, request: Request, response: Response, platform: PlatformDep, _: WriteAccess
@@ -168,7 +238,13 @@ def register_model(
     return model.to_dict()
 
 
-@router.get("/models/{name}", response_model=ModelOut, responses=_READ_ERRORS, tags=["models"])
+@router.get(
+    "/models/{name}",
+    response_model=ModelOut,
+    responses=_READ_ERRORS,
+    tags=["models"],
+    openapi_extra=READ,
+)
 def get_model(name: Name, platform: PlatformDep, _: ReadAccess) -> dict[str, Any]:
     return _model_dict(platform, name)
 
@@ -176,8 +252,9 @@ def get_model(name: Name, platform: PlatformDep, _: ReadAccess) -> dict[str, Any
 @router.put(
     "/models/{name}/tags/{key:path}",
     response_model=TagOut,
-    responses=_WRITE_ERRORS,
+    responses=_BODY_WRITE_ERRORS,
     tags=["tags"],
+    openapi_extra=WRITE,
 )
 def set_model_tag(
     name: Name, key: TagKey, body: TagBody, platform: PlatformDep, _: WriteAccess
@@ -187,7 +264,11 @@ def set_model_tag(
 
 
 @router.delete(
-    "/models/{name}/tags/{key:path}", status_code=204, responses=_WRITE_ERRORS, tags=["tags"]
+    "/models/{name}/tags/{key:path}",
+    status_code=204,
+    responses=_WRITE_ERRORS,
+    tags=["tags"],
+    openapi_extra=WRITE,
 )
 def delete_model_tag(name: Name, key: TagKey, platform: PlatformDep, _: WriteAccess) -> Response:
     Client(platform=platform).delete_tag(name, key)
@@ -198,8 +279,9 @@ def delete_model_tag(name: Name, key: TagKey, platform: PlatformDep, _: WriteAcc
 @router.get(
     "/models/{name}/versions",
     response_model=VersionPage,
-    responses=_READ_ERRORS,
+    responses=_PAGE_ERRORS,
     tags=["versions"],
+    openapi_extra=READ,
 )
 def list_versions(
     name: Name,
@@ -218,7 +300,7 @@ def list_versions(
         status=status,
         tags=_tag_filters(tag),
         metrics=_metric_filters(metric),
-        cursor=cursor,
+        cursor=_cursor(cursor),
         limit=limit,
         order=order,
     )
@@ -229,8 +311,9 @@ def list_versions(
     "/models/{name}/versions",
     status_code=201,
     response_model=VersionOut,
-    responses=_WRITE_ERRORS,
+    responses=error_docs(400, 401, 403, 404, 413, 422, 501),
     tags=["versions"],
+    openapi_extra=WRITE,
 )
 def register_version(
     name: Name,
@@ -249,7 +332,9 @@ def register_version(
     flavor is refused, and so is content outside the allowlist — a pickle, a ``pyfunc`` file,
     a scikit-learn pipeline with a function of its own — unless ``metadata.trust`` is true,
     which needs an ``admin`` token (a ``write`` token never grants trust) and is recorded on
-    the version as ``token:<token name>``.
+    the version as ``token:<token name>``. 404 when the model does not exist and
+    ``metadata.create_model`` is false; 501 when the flavor's library is not installed on the
+    server; 413 above the upload limit.
     """
     validate_name(name)
     meta = _parse_metadata(metadata)
@@ -303,6 +388,7 @@ def _guess_flavor(path: Path) -> str:
     response_model=VersionOut,
     responses=_READ_ERRORS,
     tags=["versions"],
+    openapi_extra=READ,
 )
 def get_version(
     name: Name, version: Number, platform: PlatformDep, _: ReadAccess
@@ -315,14 +401,16 @@ def get_version(
     response_class=FileResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The model file."},
-        **error_docs(400, 401, 403, 404, 409, 422, 500),
+        **error_docs(401, 403, 404, 409, 422, 500),
     },
     tags=["versions"],
+    openapi_extra=READ,
 )
 def download_artifact(
     name: Name, version: Number, platform: PlatformDep, _: ReadAccess
 ) -> FileResponse:
-    """The version's artifact file, re-hashed before it is sent (500 if corrupted)."""
+    """The version's artifact file, re-hashed before it is sent (500 if corrupted or missing,
+    409 when the artifact is a folder)."""
     found: ModelVersion = platform.registry.get_version(name, version)
     path = platform.artifacts.fetch(
         found.digest, name=found.artifact_name, owner=f"{name}/{version}"
@@ -343,8 +431,9 @@ def download_artifact(
 @router.post(
     "/models/{name}/versions/{version}/archive",
     response_model=VersionOut,
-    responses=_WRITE_ERRORS,
+    responses=error_docs(401, 403, 404, 409, 422),
     tags=["versions"],
+    openapi_extra=WRITE,
 )
 def archive_version(
     name: Name, version: Number, platform: PlatformDep, _: WriteAccess
@@ -357,12 +446,14 @@ def archive_version(
 @router.post(
     "/models/{name}/versions/{version}/restore",
     response_model=VersionOut,
-    responses=_WRITE_ERRORS,
+    responses=error_docs(401, 403, 404, 409, 422),
     tags=["versions"],
+    openapi_extra=WRITE,
 )
 def restore_version(
     name: Name, version: Number, platform: PlatformDep, _: WriteAccess
 ) -> dict[str, Any]:
+    """Make an archived version ready again (409 when it is ready already)."""
     Client(platform=platform).restore_version(name, version)
     return _version_dict(platform, name, version)
 
@@ -370,8 +461,9 @@ def restore_version(
 @router.put(
     "/models/{name}/versions/{version}/tags/{key:path}",
     response_model=TagOut,
-    responses=_WRITE_ERRORS,
+    responses=_BODY_WRITE_ERRORS,
     tags=["tags"],
+    openapi_extra=WRITE,
 )
 def set_version_tag(
     name: Name, version: Number, key: TagKey, body: TagBody, platform: PlatformDep, _: WriteAccess
@@ -385,6 +477,7 @@ def set_version_tag(
     status_code=204,
     responses=_WRITE_ERRORS,
     tags=["tags"],
+    openapi_extra=WRITE,
 )
 def delete_version_tag(
     name: Name, version: Number, key: TagKey, platform: PlatformDep, _: WriteAccess
@@ -395,7 +488,11 @@ def delete_version_tag(
 
 # -- aliases -------------------------------------------------------------------------------
 @router.get(
-    "/models/{name}/aliases", response_model=AliasList, responses=_READ_ERRORS, tags=["aliases"]
+    "/models/{name}/aliases",
+    response_model=AliasList,
+    responses=_READ_ERRORS,
+    tags=["aliases"],
+    openapi_extra=READ,
 )
 def list_aliases(name: Name, platform: PlatformDep, _: ReadAccess) -> dict[str, Any]:
     return {"name": name, "aliases": platform.registry.get_model(name).aliases}
@@ -406,8 +503,11 @@ def list_aliases(name: Name, platform: PlatformDep, _: ReadAccess) -> dict[str, 
     response_model=VersionOut,
     responses=_READ_ERRORS,
     tags=["aliases"],
+    openapi_extra=READ,
 )
-def get_alias(name: Name, alias: AliasName, platform: PlatformDep, _: ReadAccess) -> dict[str, Any]:
+def get_alias(
+    name: Name, alias: AliasOrLatest, platform: PlatformDep, _: ReadAccess
+) -> dict[str, Any]:
     """The version ``alias`` points at (``latest``: the newest ready version)."""
     validate_name(name)
     if alias != "latest":
@@ -418,8 +518,9 @@ def get_alias(name: Name, alias: AliasName, platform: PlatformDep, _: ReadAccess
 @router.put(
     "/models/{name}/aliases/{alias}",
     response_model=AliasOut,
-    responses=_WRITE_ERRORS,
+    responses=error_docs(400, 401, 403, 404, 409, 413, 422),
     tags=["aliases"],
+    openapi_extra=WRITE,
 )
 def set_alias(
     name: Name,
@@ -428,14 +529,19 @@ def set_alias(
     _: WriteAccess,
     body: Annotated[AliasBody, Body(examples=[{"version": 3}])],
 ) -> dict[str, Any]:
-    """Point ``alias`` at a ready version, atomically (create or move)."""
+    """Point ``alias`` at a ready version, atomically (create or move); 409 when the version
+    is archived."""
     validate_alias(alias)
     moved = Client(platform=platform).set_alias(name, alias, body.version)
     return {"name": name, "alias": alias, "version": moved.version}
 
 
 @router.delete(
-    "/models/{name}/aliases/{alias}", status_code=204, responses=_WRITE_ERRORS, tags=["aliases"]
+    "/models/{name}/aliases/{alias}",
+    status_code=204,
+    responses=_WRITE_ERRORS,
+    tags=["aliases"],
+    openapi_extra=WRITE,
 )
 def remove_alias(name: Name, alias: AliasName, platform: PlatformDep, _: WriteAccess) -> Response:
     validate_alias(alias)
@@ -443,7 +549,13 @@ def remove_alias(name: Name, alias: AliasName, platform: PlatformDep, _: WriteAc
     return Response(status_code=204)
 
 
-@router.get("/resolve", response_model=VersionOut, responses=_READ_ERRORS, tags=["aliases"])
+@router.get(
+    "/resolve",
+    response_model=VersionOut,
+    responses=_READ_ERRORS,
+    tags=["aliases"],
+    openapi_extra=READ,
+)
 def resolve(
     platform: PlatformDep,
     _: ReadAccess,
@@ -451,7 +563,7 @@ def resolve(
         str,
         Query(
             max_length=300,
-            pattern=_NO_NUL,
+            pattern=NO_NUL_PATTERN,
             description="name, name@alias, name@latest, name/3 or models:/…",
             examples=["fraud@champion"],
         ),

@@ -7,13 +7,27 @@ only finite numbers, so bad input is a 422 at the edge, never a 500 deeper in.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictInt, model_validator
 
+from modelplane.core.names import NAME_RE
+from modelplane.registry.model import MAX_TAG_VALUE, TAG_KEY_RE
+
 __all__ = [
+    "ADMIN",
+    "ALIAS_OR_LATEST_PATTERN",
+    "ALIAS_PATTERN",
+    "CURSOR_PATTERN",
     "MAX_VERSION",
+    "NAME_PATTERN",
+    "NO_NUL_PATTERN",
+    "READ",
+    "TAGS_SCHEMA",
+    "TAG_KEY_PATTERN",
+    "WRITE",
     "AliasBody",
     "AliasList",
     "AliasOut",
@@ -38,12 +52,78 @@ __all__ = [
     "VersionMetadata",
     "VersionOut",
     "VersionPage",
+    "anchored",
+    "name_field",
 ]
 
 #: Versions are 32-bit integers in the database; larger numbers cannot exist.
 MAX_VERSION = 2**31 - 1
 
 VersionNumber = Annotated[StrictInt, Field(ge=1, le=MAX_VERSION)]
+
+
+# -- what the OpenAPI document says of names and access -------------------------------------
+def anchored(regex: re.Pattern[str]) -> str:
+    """``regex`` as a JSON Schema pattern that accepts exactly what ``regex.fullmatch`` does.
+
+    JSON Schema patterns (ECMA-262) are searched, not matched, so both ends are anchored; an
+    ECMA ``$`` without the multiline flag matches only at the very end (Python's ``$`` would
+    also match before a final newline, which is why the server uses ``fullmatch``). The
+    domain's regexes use only classes and counted repeats, which read the same in both.
+    """
+    return f"^(?:{regex.pattern})$"
+
+
+#: Model, experiment and variant names (``core.names.NAME_RE``; 1-128 characters).
+NAME_PATTERN = anchored(NAME_RE)
+#: An alias that can be set: a name, but not ``latest`` nor a number (``validate_alias``).
+ALIAS_PATTERN = f"^(?!latest$)(?![0-9]+$)(?:{NAME_RE.pattern})$"
+#: An alias that can be read: ``latest`` (the newest ready version) too.
+ALIAS_OR_LATEST_PATTERN = f"^(?![0-9]+$)(?:{NAME_RE.pattern})$"
+#: Tag keys (``registry.model.TAG_KEY_RE``; up to 250 characters).
+TAG_KEY_PATTERN = anchored(TAG_KEY_RE)
+#: Cursors are URL-safe base64 without padding (``core.pagination.encode_cursor``).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+#: Free text in a query: anything but NUL (PostgreSQL cannot store it).
+NO_NUL_PATTERN = r"^[^\x00]*$"
+#: A ``tags`` object: keys and values as ``validate_tags`` takes them.
+TAGS_SCHEMA: dict[str, Any] = {
+    "propertyNames": {"pattern": TAG_KEY_PATTERN, "maxLength": 250},
+    "additionalProperties": {"type": "string", "maxLength": MAX_TAG_VALUE},
+}
+
+
+def name_field(description: str = "1-128 characters of a-z, 0-9, '.', '_', '-'.") -> Any:
+    """A body field holding a name: its pattern documented; the domain enforces it (422
+    ``invalid_name`` naming the field)."""
+    return Field(
+        max_length=128,
+        description=description,
+        json_schema_extra={"pattern": NAME_PATTERN, "minLength": 1},
+    )
+
+
+def _access(scope: str, doc: str, *, optional: bool = False) -> dict[str, Any]:
+    """``openapi_extra`` of a route: the scope it needs, as ``x-required-scope``.
+
+    FastAPI lists the bearer scheme as required on every route that reads the token; a read
+    route adds the empty requirement (``[{"HTTPBearer": []}, {}]``: a token or none), since it
+    is open unless ``require_auth`` is set. FastAPI appends lists given here to its own.
+    """
+    extra: dict[str, Any] = {"x-required-scope": scope, "x-required-scope-description": doc}
+    if optional:
+        extra["security"] = [{}]
+    return extra
+
+
+#: Read routes: open unless ``require_auth`` is set, then any valid token.
+READ = _access(
+    "read", "Open unless the server sets require_auth; then any valid token.", optional=True
+)
+#: Registry writes: a token of scope ``write`` or ``admin``.
+WRITE = _access("write", "A token of scope write or admin.")
+#: Delivery writes and the token listing: a token of scope ``admin``.
+ADMIN = _access("admin", "A token of scope admin.")
 
 
 def _nul_path(value: Any, path: str = "") -> str | None:
@@ -95,9 +175,9 @@ class ErrorResponse(BaseModel):
 
 # -- models --------------------------------------------------------------------------------
 class ModelCreate(RequestBody):
-    name: str = Field(description="1-128 characters of a-z, 0-9, '.', '_', '-'.", max_length=128)
-    description: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
+    name: str = name_field()
+    description: str = Field(default="", json_schema_extra={"maxLength": 10_000})
+    tags: dict[str, str] = Field(default_factory=dict, json_schema_extra=TAGS_SCHEMA)
 
 
 class ModelOut(BaseModel):
@@ -220,7 +300,7 @@ class AliasList(BaseModel):
 
 
 class TagBody(RequestBody):
-    value: str
+    value: str = Field(json_schema_extra={"maxLength": MAX_TAG_VALUE})
 
 
 class TagOut(BaseModel):

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, FiniteFloat, PlainValidator, StrictInt
 
-from modelplane.api.schemas import MAX_VERSION, RequestBody
+from modelplane.api.schemas import MAX_VERSION, NAME_PATTERN, RequestBody
 
 __all__ = [
     "MAX_DURATION_S",
@@ -70,7 +70,15 @@ VersionRef = Annotated[
         examples=[3, "fraud@challenger"],
     ),
 ]
-Name = Annotated[str, Field(max_length=128, description="1-128 characters of a-z, 0-9, . _ -")]
+Name = Annotated[
+    str,
+    Field(
+        max_length=128,
+        description="1-128 characters of a-z, 0-9, . _ -",
+        # the domain checks it (422 invalid_name naming the field); documented, not re-checked
+        json_schema_extra={"pattern": NAME_PATTERN, "minLength": 1},
+    ),
+]
 ExperimentStatus = Literal["draft", "running", "paused", "stopped"]
 RolloutStatus = Literal["running", "promoted", "rolled_back", "aborted"]
 
