@@ -197,7 +197,20 @@ class TestStaging:
         [found] = Staging(tmp).stale(older_than_s=3600)
         assert (found.path, found.size) == (old, 100)
 
-    def test_system_temp_folders_of_modelplane_go_by_age_and_metrics_folders_never(
+    def test_the_metrics_folder_of_a_dead_server_goes_and_of_a_live_one_stays(
+        self, tmp_path: Path
+    ) -> None:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+        gone = tmp_path / f"modelplane-metrics-{int(dead.stdout)}-abcd1234"
+        live = tmp_path / f"modelplane-metrics-{os.getpid()}-abcd1234"
+        for folder in (gone, live):
+            folder.mkdir()
+            (folder / "counter_1.db").write_bytes(b"m" * 50)
+        found = stale_system_temporaries(3600, folder=tmp_path)
+        assert [(t.path, t.size, t.reason) for t in found] == [(gone, 50, "owner gone")]
+
+    def test_system_temp_folders_of_modelplane_go_by_age_and_other_folders_never(
         self, tmp_path: Path
     ) -> None:
         hour_ago = time.time() - 7200

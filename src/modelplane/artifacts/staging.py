@@ -13,8 +13,9 @@ the work of a process still running:
   whatever their age — and entries without a lock file (left by older versions, or by a
   platform without ``flock``) once nothing in them changed for ``older_than_s``.
 * :func:`stale_system_temporaries` lists the folders modelplane made under the system temp
-  folder (``modelplane-XXXXXXXX``, ``modelplane-upload-XXXXXXXX``; never
-  ``modelplane-metrics-…``, which a running server uses), of this user, by age only.
+  folder, of this user: ``modelplane-XXXXXXXX`` and ``modelplane-upload-XXXXXXXX`` by age
+  only; ``modelplane-metrics-<pid>-XXXXXXXX`` (the metrics of ``serve --workers N``) once
+  process ``<pid>`` is gone — a server killed with ``kill -9`` cannot remove its own.
 
 Files are created with the process umask applied (``0o666 & ~umask``; folders ``0o777``), so a
 store shared by a group stays readable by it.
@@ -49,6 +50,7 @@ __all__ = [
 _LOCK = ".lock"
 #: tempfile.mkdtemp names: prefix + 8 characters of [a-z0-9_].
 _SYSTEM_TEMP = re.compile(r"modelplane-(upload-)?[a-z0-9_]{8}")
+_METRICS_TEMP = re.compile(r"modelplane-metrics-(?P<pid>[0-9]+)-[a-z0-9_]{8}")
 
 
 @dataclass(frozen=True)
@@ -122,12 +124,18 @@ def stale_system_temporaries(older_than_s: float, *, folder: Path | None = None)
     found = []
     with contextlib.suppress(OSError):
         for entry in sorted(os.scandir(base), key=lambda e: e.name):
-            if not _SYSTEM_TEMP.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
+            metrics = _METRICS_TEMP.fullmatch(entry.name)
+            if not (metrics or _SYSTEM_TEMP.fullmatch(entry.name)):
+                continue
+            if not entry.is_dir(follow_symlinks=False):
                 continue
             if uid is not None and entry.stat(follow_symlinks=False).st_uid != uid:
                 continue
             path = Path(entry.path)
-            if _newest_mtime(path) < cutoff:
+            if metrics:
+                if not _pid_alive(int(metrics["pid"])):
+                    found.append(Temporary(path, size_of(path), "owner gone"))
+            elif _newest_mtime(path) < cutoff:
                 found.append(_aged(path, older_than_s))
     return found
 
@@ -192,6 +200,16 @@ def _owner_gone(lock_path: Path) -> bool:
             return False
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _newest_mtime(path: Path) -> float:

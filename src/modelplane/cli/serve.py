@@ -147,7 +147,9 @@ def serve(
     multiproc_dir = None
     factory = APP_FACTORY
     if workers > 1:
-        multiproc_dir = tempfile.mkdtemp(prefix="modelplane-metrics-")
+        # The pid in the name lets ``artifacts gc`` remove it once this process is gone (a
+        # kill -9 skips the cleanup below).
+        multiproc_dir = tempfile.mkdtemp(prefix=f"modelplane-metrics-{os.getpid()}-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
         os.environ[SUPERVISOR_ENV] = str(os.getpid())
         factory = WORKER_APP_FACTORY
