@@ -387,22 +387,9 @@ async def predict(request: Request, state: ServingState) -> RawResponse:
         "x-model-version": str(result.version),
         "x-request-id": result.id or "",
     }
-    body = orjson.dumps(answer, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+    # oip.json_default: string labels (object arrays) and the like; numeric answers never reach it
+    body = orjson.dumps(answer, default=oip.json_default, option=orjson.OPT_SERIALIZE_NUMPY)
     return RawResponse(body, headers=headers)
-
-
-def _json_default(value: Any) -> Any:
-    """What orjson's numpy support leaves to us: object arrays (string labels), numpy scalars
-    and bytes. Called only for those, so numeric answers pay nothing."""
-    import numpy as np
-
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _header_unit_id(request: Request) -> str | None:
