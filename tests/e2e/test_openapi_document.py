@@ -218,3 +218,21 @@ class TestServingDocument:
 
         serving = create_serving_app().app.openapi()  # the hot OIP routes are not in it
         assert serving["paths"] == DOC["paths"]
+
+
+class TestMethodNotAllowed:
+    @pytest.mark.xfail(
+        strict=True,
+        reason="Starlette names only the first route's methods in Allow (GET for /models); the "
+        "fix belongs in api/errors.py (_http_error), requested in issue 11's report",
+    )
+    def test_allow_names_every_method_the_path_takes(
+        self, world: tuple[Api, dict[str, str]]
+    ) -> None:
+        api, _ = world
+        for path, item in DOC["paths"].items():
+            documented = {m.upper() for m in item}
+            response = api.request("PATCH", concrete(path))
+            assert response.status_code == 405, (path, response.text)
+            allowed = {m.strip() for m in response.headers["allow"].split(",")} - {"HEAD"}
+            assert allowed == documented, path
