@@ -411,4 +411,9 @@ def report(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None
         f"power={rep.power:g})"
     )
     say(f"sample ratio: {rep.srm_note}")
+    if rep.feedback_matched is not None:
+        say(
+            f"feedback: {rep.feedback_matched} matched, {rep.feedback_unmatched} unmatched "
+            "(request ids no replica or prediction log knows; never counted for a variant)"
+        )
     say(rep.summary)
