@@ -168,3 +168,39 @@ class TestExitWithParent:
             parent.send_signal(signal.SIGKILL)
             parent.wait(timeout=DEADLINE_S)
         wait_for(lambda: not alive(child_pid), "the child to exit")
+
+    def test_a_child_that_ignores_sigterm_is_ended_after_the_grace(self, tmp_path: Path) -> None:
+        # A drain that hangs: SIGTERM is ignored, os._exit after grace_s ends it anyway.
+        pid_file = tmp_path / "child.pid"
+        child = (
+            "import os, signal, threading\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "from modelplane.serving.http_server import exit_with_parent\n"
+            "exit_with_parent(os.getppid(), grace_s=1, poll_s=0.05)\n"
+            f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+            "threading.Event().wait()\n"
+        )
+        parent = subprocess.Popen(
+            [sys.executable, "-c",
+             f"import subprocess, sys, threading; subprocess.Popen([sys.executable, '-c', "
+             f"{child!r}]); threading.Event().wait()"],
+        )
+        try:
+            wait_for(lambda: pid_file.exists() and pid_file.read_text().isdigit(), "the child")
+            child_pid = int(pid_file.read_text())
+        finally:
+            parent.send_signal(signal.SIGKILL)
+            parent.wait(timeout=DEADLINE_S)
+        wait_for(lambda: not alive(child_pid), "the child to be ended")
+
+    def test_a_parent_gone_before_the_watch_starts_is_noticed(self) -> None:
+        # The supervisor died before the worker armed prctl: the kernel will send nothing, so
+        # the watch sends SIGTERM itself.
+        code = (
+            "import threading\n"
+            "from modelplane.serving.http_server import exit_with_parent\n"
+            "exit_with_parent(2 ** 22 + 1, grace_s=60, poll_s=0.05)\n"  # not our parent
+            "threading.Event().wait()\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], timeout=DEADLINE_S, check=False)
+        assert proc.returncode == -signal.SIGTERM

@@ -107,3 +107,31 @@ class TestServeFlag:
         assert result.exit_code == 2
         assert "--cache-max-bytes" in result.output
         assert seen == {}
+
+    def test_with_several_workers_the_gauge_is_written_on_each_l1_change(
+        self, tmp_path: Any
+    ) -> None:
+        import subprocess
+        import sys
+
+        # prometheus_client picks multiprocess storage at import: a fresh interpreter.
+        code = """
+import asyncio
+from modelplane.cache import open_cache
+from modelplane.cache.memory import entry_cost
+from modelplane.serving.metrics import ServingMetrics
+
+metrics = ServingMetrics()
+cache = open_cache(l1_bytes=1 << 20, ttl_s=60, on_event=metrics.cache_event)
+metrics.watch_cache(cache.bytes_used)
+
+async def value() -> bytes:
+    return b"v" * 100
+
+asyncio.run(cache.get_or_compute("k" * 32, value))
+body, _ = metrics.render()
+line = next(l for l in body.decode().splitlines() if l.startswith("modelplane_cache_bytes"))
+assert float(line.split()[-1]) == entry_cost("k" * 32, b"v" * 100), line
+"""
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
