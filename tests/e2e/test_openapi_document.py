@@ -150,8 +150,6 @@ class TestSecurity:
         self, method: str, path: str, op: dict[str, Any], world: tuple[Api, dict[str, str]]
     ) -> None:
         api, tokens = world
-        if path == "/api/v1/tokens":
-            pytest.skip("security.py (not in this change) states its scope in the summary only")
         scope = op["x-required-scope"]
         url = concrete(path)
         anonymous = api.request(method, url)
@@ -221,11 +219,6 @@ class TestServingDocument:
 
 
 class TestMethodNotAllowed:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Starlette names only the first route's methods in Allow (GET for /models); the "
-        "fix belongs in api/errors.py (_http_error), requested in issue 11's report",
-    )
     def test_allow_names_every_method_the_path_takes(
         self, world: tuple[Api, dict[str, str]]
     ) -> None:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from modelplane.api.errors import error_docs
-from modelplane.api.schemas import TokenList, TokenOut
+from modelplane.api.schemas import ADMIN, TokenList, TokenOut
 from modelplane.auth.model import Scope, Token
 from modelplane.bootstrap import Platform
 from modelplane.errors import Unavailable
@@ -78,6 +78,7 @@ router = APIRouter(tags=["tokens"])
     responses=error_docs(401, 403, 422),
     summary="List API tokens (admin)",
     description="Tokens are created with the CLI only; their secrets are never shown again.",
+    openapi_extra=ADMIN,
 )
 def list_tokens(
     platform: PlatformDep,
