@@ -19,20 +19,20 @@
 The limit is ``settings.max_body_bytes`` (16 MiB by default), read from the app's platform per
 request; the artifact upload route (``POST …/models/{name}/versions``) gets
 ``settings.max_upload_bytes`` where the settings have it, else :data:`MAX_UPLOAD_BYTES`
-(2 GiB). Errors have the API's shape, ``{"error": {"code", "message", "field"}}``. Starlette
-spools multipart files to a temporary file above 1 MiB, so an upload
-within the limit is never held in memory whole.
+(2 GiB). Errors have the route's shape: the API's ``{"error": {"code", "message", "field"}}``,
+OIP's ``{"error": "…"}`` under ``/v2``. Starlette spools multipart files to a temporary file
+above 1 MiB, so an upload within the limit is never held in memory whole.
 """
 
 from __future__ import annotations
 
 import re
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from modelplane.api.errors import error_json
 from modelplane.bootstrap import Platform
 from modelplane.errors import ModelplaneError, PayloadTooLarge, Unauthorized
 
@@ -72,12 +72,13 @@ class BodyLimit:
         limit = self._limit(scope)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _refuse_size(send, limit)
+            await _refuse_size(scope, send, limit)
             return
         if self._is_api_write(scope) and _has_route(scope):
             refusal = await self._authenticate(scope)
             if refusal is not None:
                 await _send_error(
+                    scope,
                     send,
                     refusal.status,
                     refusal.code,
@@ -119,7 +120,7 @@ class BodyLimit:
             if not overflow:
                 raise
         if overflow and not started:
-            await _refuse_size(send, limit)
+            await _refuse_size(scope, send, limit)
 
     def _limit(self, scope: Scope) -> int:
         path: str = scope.get("path", "")
@@ -193,8 +194,9 @@ def _auth_headers(exc: ModelplaneError) -> list[tuple[bytes, bytes]]:
     return [(b"www-authenticate", b"Bearer"), *close] if isinstance(exc, Unauthorized) else close
 
 
-async def _refuse_size(send: Send, limit: int) -> None:
+async def _refuse_size(scope: Scope, send: Send, limit: int) -> None:
     await _send_error(
+        scope,
         send,
         413,
         PayloadTooLarge.code,
@@ -205,6 +207,7 @@ async def _refuse_size(send: Send, limit: int) -> None:
 
 
 async def _send_error(
+    scope: Scope,
     send: Send,
     status: int,
     code: str,
@@ -212,7 +215,8 @@ async def _send_error(
     field: str | None,
     headers: list[tuple[bytes, bytes]],
 ) -> None:
-    body = orjson.dumps({"error": {"code": code, "message": message, "field": field}})
+    # The route's shape: the API's object, or OIP's string under /v2 (error_json decides).
+    body = error_json(scope.get("path", ""), code, message, field)
     await send(
         {
             "type": "http.response.start",
