@@ -373,13 +373,10 @@ def test_every_entry_point_answers_what_load_model_answers(
     assert_same(rest_json(url, name, rows), predict, proba, "REST JSON")
     assert_same(rest_binary(url, name, rows), predict, proba, "REST binary")
     assert_same(grpc_infer(stub, url, name, rows, raw=grpc_raw), predict, proba, "gRPC")
-    if not case.str_labels:  # string labels through /predict: see the xfail below
-        assert_same(plain_predict(url, name, rows, proba.dtype), predict, proba, "/predict")
+    assert_same(plain_predict(url, name, rows, proba.dtype), predict, proba, "/predict")
     assert_same(triton(url, name, rows, binary=triton_binary), predict, proba, "Triton client")
 
 
-@pytest.mark.xfail(strict=True, reason="serving/app.py's /predict encodes with orjson and no "
-                   "default=, which refuses object arrays (string labels): a 500")
 def test_string_labels_come_back_through_predict(registry: Client, server: ServeProcess) -> None:
     case = Case(kinds=["string", "int8"], words=["a", "b"], str_labels=True, classes=3, rows=3,
                 seed=3, unseen=False)
