@@ -8,7 +8,6 @@ use.
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -171,8 +170,8 @@ class Client:
             from modelplane.registry.signature import infer_signature
 
             signature = infer_signature(input_example)
-        with tempfile.TemporaryDirectory(prefix="modelplane-") as tmp:
-            saved = save_model(model, Path(tmp), flavor=flavor, input_example=input_example)
+        with self.platform.artifacts.scratch() as tmp:  # under the store's tmp/: gc finds it
+            saved = save_model(model, tmp, flavor=flavor, input_example=input_example)
             if not trust and saved.flavor == "sklearn":  # refused now, not at every later load
                 load_runtime(saved.flavor, saved.path, trust=False)
             if signature is None and saved.flavor == "onnx":

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=16 << 20, description="Largest request body the server accepts (413 above)."
     )
+    max_upload_bytes: int = Field(
+        default=2 << 30,
+        description="Largest model file POST /api/v1/models/{name}/versions accepts (413 above).",
+    )
     cache_url: str | None = Field(
         default=None,
         description="Redis URL of the shared (L2) prediction cache, e.g. redis://host:6379/0.",

@@ -387,6 +387,9 @@ class TestCache:
                 if line.startswith("modelplane_cache_events_total") and 'outcome="hit"' in line]
         assert hits
         assert float(hits[0].split()[-1]) >= 1
+        held = [line for line in metrics.splitlines() if line.startswith("modelplane_cache_bytes")]
+        assert held
+        assert float(held[0].split()[-1]) > 0  # the served cache's real size, read at scrape
 
 
 class TestHotSwitch:

@@ -214,9 +214,9 @@ def _allowed(request: Request) -> str:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 405 and (allowed := _allowed(request)):
+    if exc.status_code == 405 and (methods := _allowed(request)):
         exc = StarletteHTTPException(
-            405, exc.detail, headers={**(exc.headers or {}), "Allow": allowed}
+            405, exc.detail, headers={**(exc.headers or {}), "Allow": methods}
         )
     try:
         phrase = HTTPStatus(exc.status_code).phrase

@@ -11,7 +11,6 @@ import json
 import math
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -347,8 +346,8 @@ def register_version(
     for alias in aliases:  # checked before the artifact is stored, not only by the command
         validate_alias(alias)
     filename = safe_name(file.filename or "", field="file")
-    with tempfile.TemporaryDirectory(prefix="modelplane-upload-") as tmp:
-        path = Path(tmp) / filename
+    with platform.artifacts.scratch() as tmp:  # under the store's tmp/: gc finds it
+        path = tmp / filename
         with path.open("wb") as out:
             shutil.copyfileobj(file.file, out, CHUNK)
         flavor = meta.flavor or _guess_flavor(path)

@@ -672,6 +672,7 @@ def create_serving_app(
                 redis_url=plat.settings.cache_url,
                 on_event=metrics.cache_event,
             )
+            metrics.watch_cache(cache.bytes_used)
         predlog = None
         if opts.prediction_log:
             predlog = PredictionLog(
