@@ -408,7 +408,10 @@ def prepare(tmp: Path, seed: int) -> tuple[Path, Path, dict[int, Path], dict[int
             data = rng.normal(size=(rows, N_FEATURES))
             tensor = {"name": "input-0", "shape": [rows, N_FEATURES], "datatype": "FP64",
                       "data": data.ravel().tolist()}  # fmt: skip
-            bodies[rows].append(json.dumps({"inputs": [tensor]}))
+            # The floor answers predict only; so do these requests (with no outputs named,
+            # OIP asks for every output: predict_proba too, about twice the work).
+            bodies[rows].append(json.dumps({"inputs": [tensor],
+                                            "outputs": [{"name": "predict"}]}))
         files[rows] = tmp / f"bodies-{rows}.jsonl"
         files[rows].write_text("\n".join(bodies[rows]) + "\n", encoding="utf-8")
     return home, model_path, files, bodies

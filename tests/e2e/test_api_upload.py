@@ -148,6 +148,18 @@ class TestUpload:
         response = self.upload(api, write, "model.skops", pickle.dumps([1, 2]))
         assert_error(response, 422, "untrusted_artifact")
 
+    def test_a_categorical_signature_is_accepted_with_its_categories(
+        self, api: Api, write: str, skops_file: Path
+    ) -> None:
+        spec = {"name": "city", "dtype": "string", "shape": [-1],
+                "categories": ["Paris", "Lyon"], "ordered": True}
+        metadata = {"signature": {"inputs": [spec]}}
+        response = self.upload(api, write, "m.skops", skops_file.read_bytes(), metadata)
+        assert response.status_code == 201, response.text
+        stored = response.json()["signature"]["inputs"][0]
+        assert stored["categories"] == ["Paris", "Lyon"]
+        assert stored["ordered"] is True
+
     def test_pyfunc_upload_is_refused(self, api: Api, write: str) -> None:
         body = json.dumps({"entrypoint": "modelplane.client:load_model"}).encode()
         response = self.upload(api, write, "model.pyfunc.json", body)

@@ -670,3 +670,16 @@ class TestSoleRequest:
         assert at_once == (11 if protocol == "ours" else 0)
         assert [int(output(t.json(), "predict")[0]) for t in together] == \
             fitted.predict(X[:30]).tolist()
+
+
+def test_predict_records_keep_text_as_sent() -> None:
+    """Text in /predict records reaches the model as Python str, trailing NUL included (a
+    fixed-width numpy string array would drop it)."""
+    from types import SimpleNamespace
+
+    from modelplane.serving.app import plain_inputs
+
+    served: Any = SimpleNamespace(signature=None, name="m")
+    columns = plain_inputs([{"city": "Lyon\x00", "n": 1}, {"city": "Nice", "n": 2}], served)
+    assert columns["city"].tolist() == ["Lyon\x00", "Nice"]
+    assert columns["n"].tolist() == [1, 2]

@@ -11,7 +11,17 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from modelplane.core.names import NAME_RE
 from modelplane.registry.model import MAX_TAG_VALUE, TAG_KEY_RE
@@ -200,6 +210,10 @@ class TensorSpecIn(RequestBody):
     name: str
     dtype: str
     shape: list[StrictInt]
+    categories: list[StrictStr | StrictInt | StrictFloat | StrictBool] | None = Field(
+        default=None, description="A categorical column's categories, in order."
+    )
+    ordered: bool = Field(default=False, description="Whether the categories are ordered.")
 
 
 class SignatureIn(RequestBody):

@@ -496,7 +496,7 @@ def plain_inputs(value: Any, served: ServedModel) -> dict[str, Any]:
             for k, v in record.items():
                 columns.setdefault(k, []).append(v)
         try:
-            return {k: np.asarray(v) for k, v in columns.items()}
+            return {k: _column(v) for k, v in columns.items()}
         except ValueError as exc:
             raise InvalidInput(f"inputs: {exc}", field="inputs") from None
     if all(isinstance(r, list) for r in value):
@@ -512,6 +512,16 @@ def plain_inputs(value: Any, served: ServedModel) -> dict[str, Any]:
         except ValueError as exc:
             raise InvalidInput(f"inputs: rows of unequal length ({exc})", field="inputs") from None
     raise InvalidInput("'inputs' must be all records (objects) or all rows (lists)", field="inputs")
+
+
+def _column(values: list[Any]) -> Any:
+    """A record field's values as an array; text as Python ``str`` objects (a ``<U`` array
+    would drop trailing NUL characters of the strings)."""
+    import numpy as np
+
+    if all(isinstance(v, str) for v in values):
+        return np.array(values, dtype=object)
+    return np.asarray(values)
 
 
 # -- admin and model repository ----------------------------------------------------------------
