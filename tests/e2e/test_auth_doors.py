@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,16 +35,11 @@ from modelplane.serving.grpc import grpc_predict_v2_pb2 as pb
 from modelplane.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from modelplane.serving.grpc.auth import RPC_OPERATIONS
 from modelplane.serving.options import ServeOptions
+from tests.e2e.harness import free_port, serve
 
 RNG = np.random.default_rng(5)
 X = RNG.normal(size=(100, 4))
 Y = (X[:, 0] > 0).astype(int)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -277,25 +271,6 @@ class TestGrpc:
 
 
 # -- in process: defaults, admin RPCs, order of checks -----------------------------------------
-class serve:
-    def __init__(self, platform: Platform, opts: ServeOptions | None = None) -> None:
-        self.app = create_serving_app(
-            platform=platform,
-            options=opts or ServeOptions(grpc_port=None, poll_interval_s=3600, access_log=False),
-        )
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        self._lifespan = self.app.router.lifespan_context(self.app)
-        await self._lifespan.__aenter__()
-        self._http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
-                                       base_url="http://modelplane")  # fmt: skip
-        return self._http
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._http.aclose()
-        await self._lifespan.__aexit__(None, None, None)
-
-
 @pytest.fixture
 def fraud(client: Client) -> Client:
     client.log_model(LogisticRegression().fit(X, Y), name="fraud", input_example=X)

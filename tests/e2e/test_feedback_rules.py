@@ -21,10 +21,10 @@ from modelplane.bootstrap import Platform, bootstrap
 from modelplane.client import Client
 from modelplane.config import Settings
 from modelplane.errors import Conflict
-from modelplane.serving.app import create_serving_app
 from modelplane.serving.delivery import LABEL_LIMIT, REWARD_LIMIT, TrafficRouter
 from modelplane.serving.options import ServeOptions
 from modelplane.traffic.report import match_feedback, report_of
+from tests.e2e import harness
 
 pytestmark = pytest.mark.anyio
 
@@ -38,20 +38,9 @@ def options() -> ServeOptions:
                         controller=False, stats_flush_s=3600)  # fmt: skip
 
 
-class serve:
+class serve(harness.serve):
     def __init__(self, platform: Platform) -> None:
-        self.app = create_serving_app(platform=platform, options=options())
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        self._lifespan = self.app.router.lifespan_context(self.app)
-        await self._lifespan.__aenter__()
-        self._http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
-                                       base_url="http://modelplane")  # fmt: skip
-        return self._http
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._http.aclose()
-        await self._lifespan.__aexit__(None, None, None)
+        super().__init__(platform, options())
 
     @property
     def router(self) -> TrafficRouter:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,57 +18,11 @@ from sklearn.ensemble import GradientBoostingClassifier
 from modelplane.client import Client
 from modelplane.config import Settings
 from tests.e2e import serving_models
+from tests.e2e.harness import Server
 
 RNG = np.random.default_rng(11)
 X = RNG.normal(size=(200, 5))
 Y = (X[:, 0] + X[:, 3] > 0).astype(int)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port, self.grpc_port = free_port(), free_port()
-        root = str(Path(__file__).resolve().parents[2])  # the pyfunc test models live here
-        env = {**os.environ, **(env or {}), "MODELPLANE_HOME": str(home),
-               "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        self.log = (home / "server.log").open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(self.port),
-             "--grpc-port", str(self.grpc_port), "--no-access-log", *args],
-            env=env, stdout=subprocess.DEVNULL, stderr=self.log,
-        )
-        self.log_path = home / "server.log"
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.log.close()
-                raise AssertionError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError("server did not become ready in 60 s")
-
-    def stop(self) -> int:
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    return self.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-            return self.proc.wait()
-        finally:
-            self.log.close()
 
 
 @pytest.fixture

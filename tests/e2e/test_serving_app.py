@@ -23,7 +23,7 @@ from modelplane.bootstrap import Platform
 from modelplane.client import Client
 from modelplane.serving.app import create_serving_app
 from modelplane.serving.options import ModelOptions, ServeOptions
-from tests.e2e import serving_models
+from tests.e2e import harness, serving_models
 
 RNG = np.random.default_rng(3)
 X = RNG.normal(size=(300, 4))
@@ -59,20 +59,9 @@ async def api(platform: Platform, registered: Client) -> AsyncIterator[httpx.Asy
         yield http
 
 
-class serve:
+class serve(harness.serve):
     def __init__(self, platform: Platform, opts: ServeOptions | None = None) -> None:
-        self.app = create_serving_app(platform=platform, options=opts or options())
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        self._lifespan = self.app.router.lifespan_context(self.app)
-        await self._lifespan.__aenter__()
-        self._http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
-                                       base_url="http://modelplane")
-        return self._http
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._http.aclose()
-        await self._lifespan.__aexit__(None, None, None)
+        super().__init__(platform, opts or options())
 
 
 def oip_body(rows: np.ndarray[Any, Any], name: str = "input-0", **extra: Any) -> dict[str, Any]:

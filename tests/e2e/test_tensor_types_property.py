@@ -14,12 +14,6 @@ One server process serves the whole module; each example registers its model whi
 from __future__ import annotations
 
 import itertools
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +37,7 @@ from modelplane.client import Client
 from modelplane.config import Settings
 from modelplane.serving.grpc import grpc_predict_v2_pb2 as pb
 from modelplane.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+from tests.e2e.harness import Server
 
 Array = np.ndarray[Any, Any]
 HEADER = "Inference-Header-Content-Length"
@@ -61,75 +56,28 @@ WIRE: dict[str, tuple[str, str]] = {
 WORDS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=6)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServeProcess:
-    """``modelplane serve`` on free ports over ``home``, ready when the constructor returns."""
-
-    def __init__(self, home: Path, *args: str) -> None:
-        self.port, self.grpc_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = home / "server.log"
-        self._log = self.log_path.open("wb")
-        env = {**os.environ, "MODELPLANE_HOME": str(home)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(self.port),
-             "--grpc-port", str(self.grpc_port), "--no-access-log", *args],
-            env=env, stdout=subprocess.DEVNULL, stderr=self._log,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # polls the readiness probe: no race decided by time
-            if self.proc.poll() is not None:
-                self._log.close()
-                raise AssertionError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError("server did not become ready in 60 s")
-
-    def stop(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-        finally:
-            self._log.close()
-
-
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("tensor-types")
 
 
 @pytest.fixture(scope="module")
-def server(home: Path) -> Iterator[ServeProcess]:
+def server(home: Path) -> Iterator[Server]:
     Client(Settings(home=home)).close()  # the database exists before the server starts
-    s = ServeProcess(home)
+    s = Server(home)
     yield s
     s.stop()
 
 
 @pytest.fixture(scope="module")
-def registry(home: Path, server: ServeProcess) -> Iterator[Client]:
+def registry(home: Path, server: Server) -> Iterator[Client]:
     client = Client(Settings(home=home))
     yield client
     client.close()
 
 
 @pytest.fixture(scope="module")
-def stub(server: ServeProcess) -> Iterator[pb_grpc.GRPCInferenceServiceStub]:
+def stub(server: Server) -> Iterator[pb_grpc.GRPCInferenceServiceStub]:
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
         yield pb_grpc.GRPCInferenceServiceStub(channel)
 
@@ -363,7 +311,7 @@ def assert_same(got: dict[str, Array], predict: Array, proba: Array, where: str)
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=cases(), grpc_raw=st.booleans(), triton_binary=st.booleans())
 def test_every_entry_point_answers_what_load_model_answers(
-    registry: Client, server: ServeProcess, stub: pb_grpc.GRPCInferenceServiceStub,
+    registry: Client, server: Server, stub: pb_grpc.GRPCInferenceServiceStub,
     case: Case, grpc_raw: bool, triton_binary: bool,
 ) -> None:
     name, rows = register(registry, case)
@@ -377,7 +325,7 @@ def test_every_entry_point_answers_what_load_model_answers(
     assert_same(triton(url, name, rows, binary=triton_binary), predict, proba, "Triton client")
 
 
-def test_string_labels_come_back_through_predict(registry: Client, server: ServeProcess) -> None:
+def test_string_labels_come_back_through_predict(registry: Client, server: Server) -> None:
     case = Case(kinds=["string", "int8"], words=["a", "b"], str_labels=True, classes=3, rows=3,
                 seed=3, unseen=False)
     name, rows = register(registry, case)
@@ -388,7 +336,7 @@ def test_string_labels_come_back_through_predict(registry: Client, server: Serve
 
 # -- the issue's own case, and what is refused ----------------------------------------------
 def test_a_string_column_is_one_hot_encoded_as_trained_over_oip(
-    registry: Client, server: ServeProcess, stub: pb_grpc.GRPCInferenceServiceStub
+    registry: Client, server: Server, stub: pb_grpc.GRPCInferenceServiceStub
 ) -> None:
     """The issue's case: a country column answered through ``load_model`` and not over OIP."""
     case = Case(kinds=["string", "float64"], words=["FR", "DE", "US"], str_labels=False,
@@ -407,7 +355,7 @@ def test_a_string_column_is_one_hot_encoded_as_trained_over_oip(
 
 
 def test_invalid_utf8_is_422_naming_the_tensor_on_every_protocol(
-    registry: Client, server: ServeProcess, stub: pb_grpc.GRPCInferenceServiceStub
+    registry: Client, server: Server, stub: pb_grpc.GRPCInferenceServiceStub
 ) -> None:
     if "countries" not in {m.name for m in registry.list_models().items}:
         test_a_string_column_is_one_hot_encoded_as_trained_over_oip(registry, server, stub)

@@ -23,7 +23,8 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 
 from modelplane.api.errors import error_docs
-from modelplane.api.schemas import ADMIN, MAX_VERSION, NAME_PATTERN, READ
+from modelplane.api.routes_registry import Name
+from modelplane.api.schemas import ADMIN, MAX_VERSION, NAME_SCHEMA, READ
 from modelplane.api.schemas_delivery import (
     DeployBody,
     DeploymentList,
@@ -55,13 +56,7 @@ AdminAccess = Annotated[Token, Depends(require_admin)]
 
 # Names are checked by the domain (422 ``invalid_name`` naming the field); the pattern
 # documents that rule (``core.names.NAME_RE``), it is not a second check.
-_NAME = {"pattern": NAME_PATTERN, "minLength": 1}
-ModelName = Annotated[
-    str,
-    PathParam(
-        description="Model name.", max_length=128, json_schema_extra=_NAME, examples=["fraud"]
-    ),
-]
+_NAME = NAME_SCHEMA
 ExperimentName = Annotated[
     str, PathParam(description="Experiment name.", max_length=128, json_schema_extra=_NAME)
 ]
@@ -320,7 +315,7 @@ def experiment_report(name: ExperimentName, platform: PlatformDep, _: ReadAccess
     openapi_extra=ADMIN,
 )
 def start_rollout(
-    name: ModelName,
+    name: Name,
     request: Request,
     response: Response,
     platform: PlatformDep,
@@ -382,7 +377,7 @@ def list_rollouts(
     summary="The model's latest rollout and its live state",
     openapi_extra=READ,
 )
-def rollout_status(name: ModelName, platform: PlatformDep, _: ReadAccess) -> dict[str, Any]:
+def rollout_status(name: Name, platform: PlatformDep, _: ReadAccess) -> dict[str, Any]:
     """The latest rollout, the candidate and baseline counters of its current step and of all
     steps, and what the canary controller would decide now (while it runs)."""
     from modelplane.traffic.controller import RolloutController
@@ -410,7 +405,7 @@ def rollout_status(name: ModelName, platform: PlatformDep, _: ReadAccess) -> dic
     openapi_extra=ADMIN,
 )
 def promote_rollout(
-    name: ModelName,
+    name: Name,
     platform: PlatformDep,
     _: AdminAccess,
     body: Annotated[ReasonBody | None, Body(examples=[{"reason": "looks good"}])] = None,
@@ -431,7 +426,7 @@ def promote_rollout(
     openapi_extra=ADMIN,
 )
 def abort_rollout(
-    name: ModelName,
+    name: Name,
     platform: PlatformDep,
     _: AdminAccess,
     body: Annotated[ReasonBody | None, Body(examples=[{"reason": "bad feedback"}])] = None,
@@ -453,7 +448,7 @@ def abort_rollout(
     openapi_extra=ADMIN,
 )
 def deploy(
-    name: ModelName,
+    name: Name,
     platform: PlatformDep,
     _: AdminAccess,
     body: Annotated[DeployBody, Body(examples=[{"version": 5, "keep_blue_s": 600}])],
@@ -481,7 +476,7 @@ def deploy(
     summary="Roll the last deployment back (admin)",
     openapi_extra=ADMIN,
 )
-def rollback_deploy(name: ModelName, platform: PlatformDep, _: AdminAccess) -> dict[str, Any]:
+def rollback_deploy(name: Name, platform: PlatformDep, _: AdminAccess) -> dict[str, Any]:
     """The ``champion`` goes back to the version the last deploy replaced (blue). 409 when
     there is nothing to roll back or the champion moved since."""
     model = _model(name)

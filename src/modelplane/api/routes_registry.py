@@ -74,43 +74,40 @@ WriteAccess = Annotated[Token, Depends(require_write)]
 
 # Names are checked by the domain (422 ``invalid_name`` naming the field); the patterns here
 # document those rules (schemas.py derives them from the domain's regexes), not a second check.
-_NAME = {"pattern": NAME_PATTERN, "minLength": 1}
-Name = Annotated[
-    str,
-    PathParam(
-        description="Model name.", max_length=128, json_schema_extra=_NAME, examples=["fraud"]
-    ),
-]
+def _text(description: str, pattern: str, example: str, max_length: int = 128) -> Any:
+    """A text path parameter whose schema documents the domain's rule (a pattern)."""
+    return PathParam(
+        description=description,
+        max_length=max_length,
+        json_schema_extra={"pattern": pattern, "minLength": 1},
+        examples=[example],
+    )
+
+
+Name = Annotated[str, _text("Model name.", NAME_PATTERN, "fraud")]
 Number = Annotated[
     int, PathParam(ge=1, le=MAX_VERSION, description="Version number.", examples=[2])
 ]
 AliasName = Annotated[
     str,
-    PathParam(
-        description="Alias, e.g. champion: a name, not `latest` nor a number.",
-        max_length=128,
-        json_schema_extra={"pattern": ALIAS_PATTERN, "minLength": 1},
-        examples=["champion"],
-    ),
+    _text("Alias, e.g. champion: a name, not `latest` nor a number.", ALIAS_PATTERN, "champion"),
 ]
 AliasOrLatest = Annotated[
     str,
-    PathParam(
-        description="Alias, e.g. champion, or `latest` (the newest ready version).",
-        max_length=128,
-        json_schema_extra={"pattern": ALIAS_OR_LATEST_PATTERN, "minLength": 1},
-        examples=["champion"],
+    _text(
+        "Alias, e.g. champion, or `latest` (the newest ready version).",
+        ALIAS_OR_LATEST_PATTERN,
+        "champion",
     ),
 ]
 TagKey = Annotated[
     str,
-    PathParam(
-        description="Tag key (may contain '/'). Keys under `modelplane.` are written by "
-        "modelplane only; `serving.*` keys are the ones a server reads, with their values "
-        "checked.",
+    _text(
+        "Tag key (may contain '/'). Keys under `modelplane.` are written by modelplane only; "
+        "`serving.*` keys are the ones a server reads, with their values checked.",
+        TAG_KEY_PATTERN,
+        "team",
         max_length=250,
-        json_schema_extra={"pattern": TAG_KEY_PATTERN, "minLength": 1},
-        examples=["team"],
     ),
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")]

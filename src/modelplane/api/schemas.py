@@ -86,6 +86,8 @@ def anchored(regex: re.Pattern[str]) -> str:
 
 #: Model, experiment and variant names (``core.names.NAME_RE``; 1-128 characters).
 NAME_PATTERN = anchored(NAME_RE)
+#: A name's JSON schema: it documents the domain's rule (the domain checks it: 422 invalid_name).
+NAME_SCHEMA: dict[str, Any] = {"pattern": NAME_PATTERN, "minLength": 1}
 #: An alias that can be set: a name, but not ``latest`` nor a number (``validate_alias``).
 ALIAS_PATTERN = f"^(?!latest$)(?![0-9]+$)(?:{NAME_RE.pattern})$"
 #: An alias that can be read: ``latest`` (the newest ready version) too.
