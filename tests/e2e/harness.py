@@ -48,12 +48,14 @@ class serve:
 
 class Server:
     """A real ``modelplane serve`` process on free ports, ready (its readiness probe answered)
-    when the constructor returns; ``stop()`` sends SIGTERM and returns the exit status."""
+    when the constructor returns; ``stop()`` sends SIGTERM and returns the exit status. It
+    sees no ``MODELPLANE_*`` variable of the test run's but ``env``'s and its home."""
 
     def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.port, self.grpc_port = free_port(), free_port()
         root = str(Path(__file__).resolve().parents[2])  # the pyfunc test models live here
-        env = {**os.environ, **(env or {}), "MODELPLANE_HOME": str(home),
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("MODELPLANE_")}
+        env = {**inherited, **(env or {}), "MODELPLANE_HOME": str(home),
                "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         self.log_path = home / "server.log"
         self.log = self.log_path.open("wb")

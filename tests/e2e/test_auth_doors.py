@@ -9,14 +9,8 @@ in the test process would bind the test's event loop). In-process apps cover the
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -35,7 +29,7 @@ from modelplane.serving.grpc import grpc_predict_v2_pb2 as pb
 from modelplane.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from modelplane.serving.grpc.auth import RPC_OPERATIONS
 from modelplane.serving.options import ServeOptions
-from tests.e2e.harness import free_port, serve
+from tests.e2e.harness import Server, serve
 
 RNG = np.random.default_rng(5)
 X = RNG.normal(size=(100, 4))
@@ -51,20 +45,6 @@ class Secured:
     revoked: str
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)  # polling a starting process, not deciding a race
-    raise AssertionError("server did not become ready in 60 s")
-
-
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     home = tmp_path_factory.mktemp("auth") / "home"
@@ -76,28 +56,12 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     gone = client.create_token("gone", "admin")
     client.revoke_token(gone.token.id)  # revoked before any use: no memo can hold it
     client.close()
-    port, grpc_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPLANE_")}
-    env |= {"MODELPLANE_HOME": str(home), "MODELPLANE_REQUIRE_AUTH": "true",
-            "MODELPLANE_METRICS_AUTH": "true"}  # fmt: skip
-    log_path = home / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(port),
-             "--grpc-port", str(grpc_port), "--no-access-log", "--model", "fraud"],
-            env=env, stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_ready(proc, url, log_path)
-            yield Secured(url, f"127.0.0.1:{grpc_port}", read, admin, gone.secret)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    env = {"MODELPLANE_REQUIRE_AUTH": "true", "MODELPLANE_METRICS_AUTH": "true"}
+    server = Server(home, "--model", "fraud", env=env)
+    try:
+        yield Secured(server.url, f"127.0.0.1:{server.grpc_port}", read, admin, gone.secret)
+    finally:
+        server.stop()
 
 
 def bearer(token: str | None) -> dict[str, str]:
