@@ -165,6 +165,32 @@ class TestUpload:
         response = self.upload(api, write, "model.pyfunc.json", body)
         assert_error(response, 422, "untrusted_artifact", "metadata.trust")
 
+    def test_a_gadget_skops_upload_is_refused_and_writes_nothing(
+        self, api: Api, platform: Platform, write: str, tmp_path: Path
+    ) -> None:
+        """The review's exploit: a FunctionTransformer holding partial(numpy.save, <a .pth
+        path>) uploaded with a write token. Refused before anything is stored or run."""
+        import functools
+
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer
+
+        from modelplane.runtimes import save_model
+
+        target = tmp_path / "evil.pth"
+        gadget = make_pipeline(FunctionTransformer(functools.partial(np.save, str(target))),
+                               LogisticRegression())
+        saved = save_model(gadget, tmp_path / "artifact").path
+        response = self.upload(api, write, saved.name, saved.read_bytes())
+        assert_error(response, 422, "untrusted_artifact", "metadata.trust")
+        assert "numpy.save" in response.json()["error"]["message"]
+        assert not target.exists()
+        assert_error(api.get(f"{V1}/models/fraud"), 404, "model_not_found")
+        objects = platform.settings.home / "artifacts" / "objects"
+        assert not objects.exists() or not any(objects.rglob("*"))
+
     @pytest.mark.parametrize("filename", ["model.pkl", "model.pyfunc.json"])
     def test_a_write_token_cannot_grant_trust(
         self, api: Api, platform: Platform, write: str, filename: str
