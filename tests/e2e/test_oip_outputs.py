@@ -18,7 +18,8 @@ from modelplane.client import Client
 from modelplane.config import Settings
 from modelplane.serving.grpc import grpc_predict_v2_pb2 as pb
 from modelplane.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-from tests.e2e.test_tensor_types_property import HEADER, ServeProcess
+from tests.e2e.harness import Server
+from tests.e2e.test_tensor_types_property import HEADER
 
 RNG = np.random.default_rng(17)
 X = RNG.normal(size=(100, 3))
@@ -27,19 +28,19 @@ ROWS = X[:4]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("oip-outputs")
     client = Client(Settings(home=home))
     client.log_model(LogisticRegression().fit(X, Y), name="classifier", input_example=X)
     client.log_model(LinearRegression().fit(X, X[:, 1]), name="regressor", input_example=X)
     client.close()
-    s = ServeProcess(home, "--model", "classifier", "--model", "regressor")
+    s = Server(home, "--model", "classifier", "--model", "regressor")
     yield s
     s.stop()
 
 
 @pytest.fixture(scope="module")
-def stub(server: ServeProcess) -> Iterator[pb_grpc.GRPCInferenceServiceStub]:
+def stub(server: Server) -> Iterator[pb_grpc.GRPCInferenceServiceStub]:
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
         yield pb_grpc.GRPCInferenceServiceStub(channel)
 
@@ -49,12 +50,12 @@ def body(**extra: Any) -> dict[str, Any]:
                         "data": ROWS.ravel().tolist()}], **extra}
 
 
-def metadata_outputs(server: ServeProcess, model: str) -> list[str]:
+def metadata_outputs(server: Server, model: str) -> list[str]:
     meta = httpx.get(f"{server.url}/v2/models/{model}", timeout=10).json()
     return [o["name"] for o in meta["outputs"]]
 
 
-def rest_names(server: ServeProcess, model: str, doc: dict[str, Any]) -> list[str]:
+def rest_names(server: Server, model: str, doc: dict[str, Any]) -> list[str]:
     r = httpx.post(f"{server.url}/v2/models/{model}/infer", json=doc, timeout=30)
     assert r.status_code == 200, r.text
     return [o["name"] for o in r.json()["outputs"]]
@@ -77,12 +78,12 @@ def grpc_names(stub: pb_grpc.GRPCInferenceServiceStub, model: str, *names: str,
 
 
 class TestNoOutputsMeansEveryOutput:
-    def test_rest_json(self, server: ServeProcess) -> None:
+    def test_rest_json(self, server: Server) -> None:
         assert rest_names(server, "classifier", body()) == ["predict", "predict_proba"]
         assert rest_names(server, "classifier", body(outputs=None)) == ["predict",
                                                                          "predict_proba"]
 
-    def test_rest_binary(self, server: ServeProcess) -> None:
+    def test_rest_binary(self, server: Server) -> None:
         raw = ROWS.astype("<f8").tobytes()
         header = orjson.dumps({
             "inputs": [{"name": "input-0", "datatype": "FP64", "shape": list(ROWS.shape),
@@ -104,7 +105,7 @@ class TestNoOutputsMeansEveryOutput:
         assert grpc_names(stub, "classifier", raw=raw) == ["predict", "predict_proba"]
 
     def test_the_outputs_are_those_the_metadata_lists(
-        self, server: ServeProcess, stub: pb_grpc.GRPCInferenceServiceStub
+        self, server: Server, stub: pb_grpc.GRPCInferenceServiceStub
     ) -> None:
         for model in ("classifier", "regressor"):
             listed = metadata_outputs(server, model)
@@ -112,7 +113,7 @@ class TestNoOutputsMeansEveryOutput:
             assert grpc_names(stub, model) == listed
 
     def test_a_model_without_probabilities_answers_its_prediction(
-        self, server: ServeProcess, stub: pb_grpc.GRPCInferenceServiceStub
+        self, server: Server, stub: pb_grpc.GRPCInferenceServiceStub
     ) -> None:
         assert rest_names(server, "regressor", body()) == ["predict"]
         assert grpc_names(stub, "regressor") == ["predict"]
@@ -120,7 +121,7 @@ class TestNoOutputsMeansEveryOutput:
 
 class TestNamedOutputs:
     def test_only_those_named_come_back(
-        self, server: ServeProcess, stub: pb_grpc.GRPCInferenceServiceStub
+        self, server: Server, stub: pb_grpc.GRPCInferenceServiceStub
     ) -> None:
         only_proba = body(outputs=[{"name": "predict_proba"}])
         assert rest_names(server, "classifier", only_proba) == ["predict_proba"]
@@ -128,7 +129,7 @@ class TestNamedOutputs:
             "predict"]
         assert grpc_names(stub, "classifier", "predict_proba") == ["predict_proba"]
 
-    def test_an_empty_list_is_every_output_too(self, server: ServeProcess) -> None:
+    def test_an_empty_list_is_every_output_too(self, server: Server) -> None:
         assert rest_names(server, "classifier", body(outputs=[])) == ["predict",
                                                                       "predict_proba"]
 
