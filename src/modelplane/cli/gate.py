@@ -3,16 +3,16 @@
 The checks (``modelplane.traffic.gates``): signature compatible with the champion, offline
 metric on a holdout set not worse than the champion's by more than a margin, single-row latency
 within a budget, smoke inputs with expected outputs or bounds. A model keeps its gate settings in
-its ``gate.config`` tag (``--save``), so later runs need only the reference.
+its ``gate.config`` tag (``--save``), so later runs need only the reference. The use case
+itself is ``modelplane.traffic.gating.evaluate_gates`` (``POST
+/api/v1/models/{name}/versions/{version}/gate`` runs it too); this is the door to it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,10 +23,7 @@ if TYPE_CHECKING:
     from modelplane.client import Client
     from modelplane.traffic.gates import GateReport
 
-__all__ = ["CONFIG_TAG", "gate", "run_release_gates"]
-
-#: The model tag holding its gate settings as JSON.
-CONFIG_TAG = "gate.config"
+__all__ = ["gate", "run_release_gates"]
 
 
 def gate(
@@ -60,6 +57,8 @@ def gate(
     Example: modelplane gate fraud/4 --holdout holdout.csv --label is_fraud --metric roc_auc
     --margin 0.01 --latency-budget-ms 20 --save
     """
+    from modelplane.traffic.gating import report_json
+
     st = state(ctx)
     client = st.client()
     candidate_version = client.resolve(ref)
@@ -78,9 +77,7 @@ def gate(
         force=force,
     )
     if st.wants_json(json_out):
-        print_json(
-            report.to_dict() | {"passed": report.passed, "forced": force and not report.passed}
-        )
+        print_json(report_json(report, forced=force))
     else:
         print_table(
             ("check", "result", "detail"),
@@ -112,36 +109,17 @@ def run_release_gates(
     force: bool = False,
 ) -> GateReport:
     """Run ``name/number``'s gates (the model's saved settings, the given ones over them)
-    against its champion and record the result on the version (``forced`` with ``force``)."""
-    from modelplane.traffic.gates import GateConfig, load_smoke, run_gates
+    against its champion and record the result on the version (``forced`` with ``force``):
+    :func:`modelplane.traffic.gating.evaluate_gates` with the CLI's paths read here."""
+    from modelplane.traffic.gates import load_smoke
+    from modelplane.traffic.gating import evaluate_gates
 
-    stored: dict[str, Any] = {}
-    raw = client.get_model(name).tags.get(CONFIG_TAG)
-    if raw:
-        stored = json.loads(raw)
     given = {
         "holdout": str(holdout.absolute()) if holdout is not None else None,  # saved: any cwd
         "label": label,
         "metric": metric,
         "margin": margin,
         "latency_budget_ms": latency_budget_ms,
+        "smoke": load_smoke(smoke) if smoke is not None else None,
     }
-    merged = stored | {k: v for k, v in given.items() if v is not None}
-    config = GateConfig.from_dict(merged)
-    if smoke is not None:
-        config = dataclasses.replace(config, smoke=load_smoke(smoke))
-    if save:
-        client.set_tag(name, CONFIG_TAG, json.dumps(config.to_dict(), separators=(",", ":")))
-    champion = None
-    aliases = client.get_model(name).aliases
-    if "champion" in aliases and aliases["champion"] != number:
-        champion = client.load_model(f"{name}/{aliases['champion']}")
-    report = run_gates(client.load_model(f"{name}/{number}"), champion, config)
-    client.record_gate_result(
-        name,
-        number,
-        passed=report.passed,
-        checks={c.name: c.passed for c in report.checks},
-        forced=force,
-    )
-    return report
+    return evaluate_gates(client, name, number, given, save=save, force=force)
