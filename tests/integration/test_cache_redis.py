@@ -324,7 +324,7 @@ class TestTieredWithRedis:
             assert compute.calls == 12
             assert events.count("l2", "error") == 11
             # The breaker stopped dialling a dead Redis after a few failures.
-            assert cache.l2 is not None
+            assert isinstance(cache.l2, RedisCache)
             assert not cache.l2.available
             connections = proxy.connections
             await cache.get_or_compute("skipped", compute)

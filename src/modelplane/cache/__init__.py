@@ -14,10 +14,11 @@ given a ``redis_url``.
 
 from __future__ import annotations
 
+from modelplane.cache.base import CacheUnavailable, EventSink
 from modelplane.cache.codec import decode_outputs, encode_outputs
 from modelplane.cache.keys import prediction_key
 from modelplane.cache.memory import MemoryCache
-from modelplane.cache.tiered import CacheUnavailable, EventSink, PredictionCache
+from modelplane.cache.tiered import PredictionCache
 
 __all__ = [
     "CacheUnavailable",

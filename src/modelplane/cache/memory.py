@@ -24,7 +24,8 @@ def entry_cost(key: str, value: bytes) -> int:
 
 
 class MemoryCache:
-    """LRU + TTL over ``bytes`` values, bounded by the bytes it holds.
+    """LRU + TTL over ``bytes`` values, bounded by the bytes it holds: a
+    :class:`~modelplane.cache.base.LocalTier`.
 
     An entry costs what it really holds in memory (:func:`entry_cost`: the key and value
     objects with their headers, the tuple, the timestamp, the map's slot), so ``max_bytes``

@@ -3,7 +3,7 @@
 The cache must never make a prediction slower than computing it, nor fail one. So every call
 is bounded by ``timeout_s`` (socket timeouts plus an overall deadline, redis-py's own retries
 off), and every failure — refused connection, timeout, protocol or server error — surfaces as
-:class:`~modelplane.cache.CacheUnavailable`. After ``failure_threshold`` consecutive failures
+:class:`~modelplane.cache.base.CacheUnavailable`. After ``failure_threshold`` consecutive failures
 the breaker opens: calls fail at once, without touching the network, for ``backoff_s``
 (doubling on each failed probe up to ``max_backoff_s``); then a single call probes Redis and
 closes the breaker if it succeeds.
@@ -21,7 +21,7 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from modelplane.cache.tiered import CacheUnavailable
+from modelplane.cache.base import CacheUnavailable
 
 __all__ = ["RedisCache"]
 
@@ -38,7 +38,8 @@ return 0
 
 
 class RedisCache:
-    """Values and short locks under ``prefix`` in one Redis database.
+    """Values and short locks under ``prefix`` in one Redis database: a
+    :class:`~modelplane.cache.base.SharedTier`.
 
     ``get``/``set`` store values for ``ttl_s``; ``acquire_lock``/``release_lock`` guard the
     computation of one key across replicas (``SET NX PX lock_ttl_ms``, released by a

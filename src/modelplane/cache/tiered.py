@@ -24,22 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from modelplane.cache.memory import MemoryCache
-    from modelplane.cache.redis import RedisCache
+from modelplane.cache.base import CacheUnavailable, EventSink, LocalTier, SharedTier
 
-__all__ = ["CacheUnavailable", "PredictionCache"]
-
-EventSink = Callable[[str, str], None]
-
-
-class CacheUnavailable(Exception):
-    """The shared cache failed or was skipped; the prediction goes on uncached.
-
-    Deliberately not a :class:`~modelplane.errors.ModelplaneError`: it never reaches a client.
-    """
+__all__ = ["PredictionCache"]
 
 
 def _ignore(tier: str, outcome: str) -> None:
@@ -51,8 +39,8 @@ class PredictionCache:
 
     def __init__(
         self,
-        l1: MemoryCache | None,
-        l2: RedisCache | None,
+        l1: LocalTier | None,
+        l2: SharedTier | None,
         *,
         on_event: EventSink | None = None,
         wait_for_peer_ms: float = 500,
@@ -145,7 +133,7 @@ class PredictionCache:
                 except CacheUnavailable:
                     self._emit("l2", "error")
 
-    async def _wait_for_peer(self, l2: RedisCache, key: str) -> tuple[bytes | None, bool]:
+    async def _wait_for_peer(self, l2: SharedTier, key: str) -> tuple[bytes | None, bool]:
         """Poll L2 for a peer's value: ``(value, False)``, or ``(None, we_now_hold_the_lock)``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._wait_for_peer_s
@@ -164,7 +152,7 @@ class PredictionCache:
         return None, False
 
     async def _compute(
-        self, key: str, compute: Callable[[], Awaitable[bytes]], l2: RedisCache | None
+        self, key: str, compute: Callable[[], Awaitable[bytes]], l2: SharedTier | None
     ) -> bytes:
         """Compute, then store in L1 and (when given) L2; an L2 failure is only counted."""
         value = await compute()
