@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from modelplane.core.aggregate import Aggregate
 from modelplane.core.messages import Event
 from modelplane.core.names import validate_name
 from modelplane.errors import Conflict, InvalidInput
@@ -56,14 +57,13 @@ class TokenRevoked(Event):
 
 
 @dataclass
-class Token:
+class Token(Aggregate):
     id: str
     name: str
     scope: Scope
     hash: str
     created_at: datetime
     revoked_at: datetime | None = None
-    events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def create(cls, *, token_id: str, name: str, scope: str, secret: str, now: datetime) -> Token:
@@ -71,14 +71,14 @@ class Token:
         if scope not in SCOPES:
             raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}", field="scope")
         token = cls(id=token_id, name=name, scope=scope, hash=hash_token(secret), created_at=now)
-        token.events.append(TokenCreated(token_id=token_id, name=name, scope=scope))
+        token._record(TokenCreated(token_id=token_id, name=name, scope=scope))
         return token
 
     def revoke(self, *, now: datetime) -> None:
         if self.revoked_at is not None:
             raise Conflict(f"token {self.id} is already revoked", field="token_id")
         self.revoked_at = now
-        self.events.append(TokenRevoked(token_id=self.id))
+        self._record(TokenRevoked(token_id=self.id))
 
     def allows(self, scope: Scope) -> bool:
         return self.revoked_at is None and SCOPES.index(self.scope) >= SCOPES.index(scope)

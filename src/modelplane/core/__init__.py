@@ -1,7 +1,8 @@
-"""The core every capability stands on: messages, the message bus, the unit-of-work port."""
+"""The core every capability stands on: messages, aggregates, the bus, the unit-of-work port."""
 
+from modelplane.core.aggregate import Aggregate, SequencedAggregate
 from modelplane.core.bus import MessageBus
 from modelplane.core.messages import Command, Event
 from modelplane.core.uow import UnitOfWork
 
-__all__ = ["Command", "Event", "MessageBus", "UnitOfWork"]
+__all__ = ["Aggregate", "Command", "Event", "MessageBus", "SequencedAggregate", "UnitOfWork"]

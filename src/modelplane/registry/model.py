@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from modelplane.core.messages import Event
+from modelplane.core.aggregate import SequencedAggregate
 from modelplane.core.names import validate_name
 from modelplane.errors import Conflict, InvalidInput, InvalidName, VersionInUse
 from modelplane.registry.events import (
@@ -261,7 +261,7 @@ class ModelVersion:
 
 
 @dataclass
-class RegisteredModel:
+class RegisteredModel(SequencedAggregate):
     """The aggregate: a model, its aliases, its version counter and its tags."""
 
     name: str
@@ -272,13 +272,6 @@ class RegisteredModel:
     latest_version: int = 0
     aliases: dict[str, int] = field(default_factory=dict)
     id: int | None = None
-    event_seq: int = 0
-    events: list[Event] = field(default_factory=list, repr=False, compare=False)
-
-    def _record(self, event: Event) -> None:
-        """Append an event; ``event_seq`` counts this model's events (stored with the row)."""
-        self.events.append(event)
-        self.event_seq += 1
 
     @classmethod
     def create(

@@ -12,11 +12,11 @@ route.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from modelplane.core.messages import Event
+from modelplane.core.aggregate import SequencedAggregate
 from modelplane.core.names import validate_name
 from modelplane.errors import Conflict, InvalidInput
 from modelplane.traffic.assignment import Variant, validate_split
@@ -89,7 +89,7 @@ def _probability(value: float, field: str, *, low: float = 0.0, high: float = 1.
 
 
 @dataclass
-class Experiment:
+class Experiment(SequencedAggregate):
     """An A/B/n test (``kind="split"``, optionally a Thompson-sampling bandit) or a shadow.
 
     A split routes a model's bare-name traffic to its arms by weight; a shadow has one arm, the
@@ -112,12 +112,6 @@ class Experiment:
     shadow_percent: float = 0.0
     started_at: datetime | None = None
     stopped_at: datetime | None = None
-    event_seq: int = 0
-    events: list[Event] = field(default_factory=list, repr=False, compare=False)
-
-    def _record(self, event: Event) -> None:
-        self.events.append(event)
-        self.event_seq += 1
 
     @classmethod
     def create(
@@ -271,7 +265,7 @@ def rollout_subject(rollout_id: int, step_index: int) -> str:
 
 
 @dataclass
-class Rollout:
+class Rollout(SequencedAggregate):
     """A canary: ``candidate`` takes ``steps[step_index]`` % of the model's bare-name traffic.
 
     A controller judges each step on live metrics and calls :meth:`advance`, :meth:`promote`
@@ -295,12 +289,6 @@ class Rollout:
     status: RolloutStatus = "running"
     reason: str = ""
     forced: bool = False
-    event_seq: int = 0
-    events: list[Event] = field(default_factory=list, repr=False, compare=False)
-
-    def _record(self, event: Event) -> None:
-        self.events.append(event)
-        self.event_seq += 1
 
     @property
     def key(self) -> str:
@@ -497,7 +485,7 @@ class Rollout:
 
 
 @dataclass
-class Deployment:
+class Deployment(SequencedAggregate):
     """A blue-green switch: the ``champion`` alias moved from ``blue`` to ``green``.
 
     Servers keep ``blue`` loaded until ``keep_until`` so :meth:`roll_back` is instant.
@@ -512,12 +500,6 @@ class Deployment:
     id: int | None = None
     status: DeploymentStatus = "switched"
     forced: bool = False
-    event_seq: int = 0
-    events: list[Event] = field(default_factory=list, repr=False, compare=False)
-
-    def _record(self, event: Event) -> None:
-        self.events.append(event)
-        self.event_seq += 1
 
     @property
     def key(self) -> str:
