@@ -196,15 +196,22 @@ class TestRedisCache:
 
     @pytest.mark.anyio
     async def test_a_lock_expires_after_its_ttl(self, prefix: str) -> None:
-        a = RedisCache(REDIS_URL, prefix=prefix, ttl_s=60, lock_ttl_ms=50)
+        a = RedisCache(REDIS_URL, prefix=prefix, ttl_s=60, lock_ttl_ms=5000)
         b = RedisCache(REDIS_URL, prefix=prefix, ttl_s=60)
+        client = redis.Redis.from_url(REDIS_URL)
         try:
             assert await a.acquire_lock("k")
-            await asyncio.sleep(0.1)
+            lock = f"{prefix}k:lock"
+            remaining_ms = client.pttl(lock)
+            assert 0 < remaining_ms <= 5000
+            # Let the lock's lifetime pass without sleeping: a non-positive PEXPIRE is Redis
+            # expiring the key now.
+            client.pexpire(lock, remaining_ms - 5000)
             assert await b.acquire_lock("k")
         finally:
             await a.close()
             await b.close()
+            client.close()
 
     @pytest.mark.anyio
     async def test_a_closed_port_raises_cache_unavailable_then_fails_fast(self) -> None:
@@ -271,7 +278,9 @@ class TestTieredWithRedis:
         healthy = Counted(b"from b")
         try:
             task_a = asyncio.ensure_future(a.get_or_compute("k", failing))
-            await asyncio.sleep(0.02)  # a holds the lock and is computing
+            async with asyncio.timeout(PROMPTLY_S):
+                while failing.calls == 0:  # until a holds the lock and is computing
+                    await asyncio.sleep(0)
             value_b = await b.get_or_compute("k", healthy)
             with pytest.raises(RuntimeError, match="replica a"):
                 await task_a
