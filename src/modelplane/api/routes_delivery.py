@@ -6,10 +6,11 @@ need a token of scope ``admin``; reads go through ``platform.traffic`` and follo
 ``require_read``. Every refusal is an error of the one JSON shape and changes nothing: the
 handlers check every rule inside one transaction and commit state and events together.
 
-Release gates are not run here: they load the model and may take minutes, and the gate runner
-belongs to the CLI. ``POST /models/{name}/deployments`` and ``/rollouts`` require the version's
-gates to have passed already (``modelplane gate MODEL/N`` records the result; ``modelplane
-deploy`` runs the gates first), else 409 ``gate_blocked`` unless ``force`` (recorded).
+Release gates run on their own route, ``POST /models/{name}/versions/{version}/gate`` (the use
+case ``traffic.gating.evaluate_gates``, which ``modelplane gate`` runs too); it loads models and
+times predictions, so it may take a while. ``POST /models/{name}/deployments`` and ``/rollouts``
+do not run them: they require the version's gates to have passed already, else 409
+``gate_blocked`` unless ``force`` (recorded).
 
 Routes are plain ``def``: FastAPI runs them in its thread pool, so the database calls and the
 experiment report (which reads the Parquet prediction log) never block the event loop.
@@ -17,13 +18,15 @@ experiment report (which reads the Parquet prediction log) never block the event
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 
 from modelplane.api.errors import error_docs
-from modelplane.api.routes_registry import Name
+from modelplane.api.routes_registry import Name, Number
 from modelplane.api.schemas import ADMIN, MAX_VERSION, NAME_SCHEMA, READ
 from modelplane.api.schemas_delivery import (
     DeployBody,
@@ -33,6 +36,8 @@ from modelplane.api.schemas_delivery import (
     ExperimentList,
     ExperimentOut,
     ExperimentReportOut,
+    GateBody,
+    GateReportOut,
     ReasonBody,
     RolloutList,
     RolloutOut,
@@ -45,6 +50,8 @@ from modelplane.bootstrap import Platform
 from modelplane.client import Client
 from modelplane.core.names import validate_name
 from modelplane.errors import InvalidInput, ModelNotFound
+from modelplane.traffic.gates import HOLDOUT_SUFFIXES, SmokeCase
+from modelplane.traffic.gating import evaluate_gates, report_json
 from modelplane.traffic.model import Experiment
 
 __all__ = ["router"]
@@ -496,3 +503,110 @@ def list_deployments(
     """Blue-green deployments, newest first."""
     found = platform.traffic.list_deployments(model=_filter(model), limit=limit)
     return {"deployments": [d.to_dict() for d in found]}
+
+
+# -- release gates -------------------------------------------------------------------------
+
+
+def _holdout_file(text: str) -> str:
+    """``text`` if it names a readable regular file on the server that the gates can read.
+
+    Refused (422 ``body.holdout``): a relative path (relative to what, on a server?), a URL
+    (the server fetches nothing for a caller), a folder, a FIFO or device, a missing or
+    unreadable file, another suffix. The CLI reports such a holdout as a failed check instead;
+    over REST it is the caller's mistake, told before anything runs or is recorded.
+    """
+    field = "body.holdout"
+    path = Path(text)
+    if not path.is_absolute():
+        raise InvalidInput(
+            f"{field}: give an absolute path of a file on the server, got {text!r}", field=field
+        )
+    if path.suffix.lower() not in HOLDOUT_SUFFIXES:
+        raise InvalidInput(
+            f"{field}: expected a .csv or .parquet file, got {path.suffix or 'no suffix'!r}",
+            field=field,
+        )
+    try:
+        readable = path.is_file() and os.access(path, os.R_OK)
+    except (OSError, ValueError):  # a name too long for the file system, say
+        readable = False
+    if not readable:
+        raise InvalidInput(f"{field}: {text!r} is not a readable file on the server", field=field)
+    return text
+
+
+def _smoke_cases(body: GateBody) -> tuple[SmokeCase, ...] | None:
+    if body.smoke is None:
+        return None
+    cases: list[SmokeCase] = []
+    for i, case in enumerate(body.smoke):
+        try:
+            cases.append(
+                SmokeCase(input=case.input, expect=case.expect, min=case.min, max=case.max)
+            )
+        except InvalidInput as exc:
+            field = f"body.smoke[{i}].{exc.field or 'input'}"
+            raise InvalidInput(f"{field}: {exc.message}", field=field) from None
+    return tuple(cases)
+
+
+@router.post(
+    "/models/{name}/versions/{version}/gate",
+    response_model=GateReportOut,
+    responses=error_docs(400, 401, 403, 404, 409, 413, 422, 500),
+    summary="Run a version's release gates and record the result (admin)",
+    openapi_extra=ADMIN,
+)
+def gate(
+    name: Name,
+    version: Number,
+    platform: PlatformDep,
+    _: AdminAccess,
+    body: Annotated[
+        GateBody | None,
+        Body(
+            examples=[
+                {"smoke": [{"input": [0.0, 1.0], "expect": 0}], "latency_budget_ms": 1000},
+                {
+                    "holdout": "/data/fraud/holdout.csv",
+                    "label": "is_fraud",
+                    "metric": "roc_auc",
+                    "margin": 0.01,
+                    "save": True,
+                },
+            ]
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    """``modelplane gate MODEL/N`` over REST: the checks run against the ``champion`` (the
+    model's saved settings, tag ``gate.config``, with the body's over them) and the result is
+    recorded on the version (tag ``modelplane.gate``: passed, failed or forced) for rollouts
+    and deploys to honour. 200 whether the gates pass or fail: ``passed`` says which.
+
+    ``holdout`` is a file on the server (an absolute path; 422 unless it is a readable .csv or
+    .parquet file); ``smoke`` takes the cases of ``--smoke``'s file inline. 404 for an unknown
+    model or version, 409 for an archived version, 422 naming the field for a bad setting;
+    nothing is recorded or saved then. Blocking work (loading, predicting): it runs in the
+    server's thread pool.
+    """
+    body = body or GateBody()
+    model = _model(name)
+    given: dict[str, Any] = {
+        "holdout": None if body.holdout is None else _holdout_file(body.holdout),
+        "label": body.label,
+        "metric": body.metric,
+        "margin": body.margin,
+        "latency_budget_ms": body.latency_budget_ms,
+        "smoke": _smoke_cases(body),
+    }
+    try:
+        report = evaluate_gates(
+            Client(platform=platform), model, version, given, save=body.save, force=body.force
+        )
+    except InvalidInput as exc:
+        if exc.field not in given:  # the model's saved settings or its content: as they are
+            raise
+        field = f"body.{exc.field}"
+        raise InvalidInput(f"{field}: {exc.message}", field=field) from None
+    return report_json(report, forced=body.force)

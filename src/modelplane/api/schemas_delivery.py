@@ -1,8 +1,8 @@
-"""Bodies of the delivery routes (experiments, canary rollouts, blue-green deploys).
+"""Bodies of the delivery routes (experiments, canary rollouts, blue-green deploys, gates).
 
 Responses have the keys of the CLI's ``--json`` output (``modelplane experiments show --json``,
-``rollout status --json``, ``deploy list --json``); the serializers below build them from the
-domain objects, so the API never imports the CLI. Request bodies follow the rules of
+``rollout status --json``, ``deploy list --json``, ``gate --json``); the serializers below build
+them from the domain objects, so the API never imports the CLI. Request bodies follow the rules of
 :mod:`modelplane.api.schemas`: unknown fields and NUL characters are refused, numbers must be
 finite, and values the database or a clock cannot hold are bounded at the edge (a 422, never a
 500 deeper in); the delivery rules themselves (weights summing to 100, increasing steps…) stay
@@ -28,11 +28,15 @@ __all__ = [
     "ExperimentList",
     "ExperimentOut",
     "ExperimentReportOut",
+    "GateBody",
+    "GateCheckOut",
+    "GateReportOut",
     "ReasonBody",
     "RolloutList",
     "RolloutOut",
     "RolloutStart",
     "RolloutStatusOut",
+    "SmokeCaseIn",
     "StepDecisionOut",
     "VariantIn",
     "VersionRef",
@@ -42,6 +46,9 @@ __all__ = [
 MAX_DURATION_S = 365 * 24 * 3600.0
 #: Counters are 32-bit integers in the database.
 MAX_COUNT = 2**31 - 1
+#: Most smoke cases a gate run takes, and most values in one case's input.
+MAX_SMOKE_CASES = 1000
+MAX_SMOKE_VALUES = 10_000
 
 
 def _version_ref(value: Any) -> int | str:
@@ -146,6 +153,54 @@ class DeployBody(RequestBody):
     )
     force: bool = Field(
         default=False, description="Deploy a version whose gates did not pass (recorded)."
+    )
+
+
+GateMetric = Literal["roc_auc", "accuracy", "f1", "average_precision", "rmse", "mae"]
+
+
+class SmokeCaseIn(RequestBody):
+    """One smoke input and what its prediction must be (``expect``, or ``min``/``max`` on the
+    positive-class probability when the model has one)."""
+
+    input: (
+        Annotated[dict[str, Any], Field(min_length=1, max_length=MAX_SMOKE_VALUES)]
+        | Annotated[list[Any], Field(min_length=1, max_length=MAX_SMOKE_VALUES)]
+    ) = Field(description="A record (column → value) or a list of feature values.")
+    expect: Any = Field(default=None, description="The prediction it must equal.")
+    min: FiniteFloat | None = Field(default=None, description="Lowest score allowed.")
+    max: FiniteFloat | None = Field(default=None, description="Highest score allowed.")
+
+
+class GateBody(RequestBody):
+    """``modelplane gate``'s options: each one given replaces the model's saved setting (tag
+    ``gate.config``); with none, the saved settings (or the signature check alone) run."""
+
+    holdout: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="Absolute path, on the server, of a readable .csv or .parquet holdout file.",
+        examples=["/data/fraud/holdout.csv"],
+    )
+    label: str | None = Field(
+        default=None, min_length=1, max_length=256, description="The label column of the holdout."
+    )
+    metric: GateMetric | None = Field(default=None, description="The holdout metric (roc_auc).")
+    margin: FiniteFloat | None = Field(
+        default=None, ge=0, le=1e9, description="How much worse than the champion is allowed (0)."
+    )
+    latency_budget_ms: FiniteFloat | None = Field(
+        default=None, gt=0, le=3_600_000, description="p95 of single-row predictions, in ms."
+    )
+    smoke: list[SmokeCaseIn] | None = Field(
+        default=None,
+        max_length=MAX_SMOKE_CASES,
+        description="Smoke cases (``--smoke``'s file, inline).",
+    )
+    save: bool = Field(default=False, description="Keep these settings on the model.")
+    force: bool = Field(
+        default=False, description="Let a failed version through (recorded as forced)."
     )
 
 
@@ -262,3 +317,20 @@ class DeploymentOut(BaseModel):
 
 class DeploymentList(BaseModel):
     deployments: list[DeploymentOut] = Field(description="Newest first.")
+
+
+class GateCheckOut(BaseModel):
+    name: str = Field(description="signature, holdout, latency or smoke.")
+    passed: bool
+    detail: str
+    data: dict[str, Any]
+
+
+class GateReportOut(BaseModel):
+    """``modelplane gate --json``: every check run, and the verdict."""
+
+    candidate: str = Field(description="model/version gated.")
+    champion: str | None = Field(description="model/version compared with (null: none).")
+    passed: bool = Field(description="Whether every check passed.")
+    forced: bool = Field(description="A failed version let through (force).")
+    checks: list[GateCheckOut]

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HIGHER_IS_BETTER",
+    "HOLDOUT_SUFFIXES",
     "LATENCY_CALLS",
     "LATENCY_WARMUP",
     "METRICS",
@@ -59,6 +60,8 @@ __all__ = [
 METRICS = ("roc_auc", "accuracy", "f1", "average_precision", "rmse", "mae")
 HIGHER_IS_BETTER = frozenset({"roc_auc", "accuracy", "f1", "average_precision"})
 LATENCY_WARMUP = 5
+#: What a holdout file may be, by suffix, and the reader each suffix takes.
+HOLDOUT_SUFFIXES = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 LATENCY_CALLS = 50
 
 
@@ -437,9 +440,10 @@ def _load_frame(path: str) -> pd.DataFrame:
     import pandas as pd
 
     suffix = Path(path).suffix.lower()
-    if suffix in (".csv", ".txt"):
+    reader = HOLDOUT_SUFFIXES.get(suffix)
+    if reader == "csv":
         frame = pd.read_csv(path)
-    elif suffix in (".parquet", ".pq"):
+    elif reader == "parquet":
         frame = pd.read_parquet(path)
     else:
         raise InvalidInput(
