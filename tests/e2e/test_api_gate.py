@@ -179,6 +179,13 @@ class TestRefusals:
         assert gate_tag(mp, 4) is None
         assert gate_events(mp) == []
 
+    def test_the_cli_refuses_an_archived_version_the_same_way(self, mp: Client, home: Path) -> None:
+        result = run(home, "gate", "fraud/4", "--json")
+        assert result.exit_code == 2
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "archived" in result.stderr
+        assert gate_events(mp) == []
+
     @pytest.mark.parametrize(
         ("body", "field"),
         [

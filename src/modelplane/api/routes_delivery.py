@@ -605,7 +605,7 @@ def gate(
             Client(platform=platform), model, version, given, save=body.save, force=body.force
         )
     except InvalidInput as exc:
-        if exc.field not in given:  # the model's saved settings or its content: as they are
+        if exc.field is None or given.get(exc.field) is None:  # the saved settings, the model
             raise
         field = f"body.{exc.field}"
         raise InvalidInput(f"{field}: {exc.message}", field=field) from None
