@@ -29,7 +29,7 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/python -m pytest -n auto -q
+	$(BIN)/python -m pytest -n auto -q --cov --cov-report=term
 
 test: lint typecheck unit
 

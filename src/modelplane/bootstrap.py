@@ -29,13 +29,27 @@ from modelplane.registry.views import RegistryViews
 from modelplane.traffic.handlers import COMMAND_HANDLERS as TRAFFIC_HANDLERS
 from modelplane.traffic.views import TrafficViews
 
-__all__ = ["COMMAND_HANDLERS", "Platform", "bootstrap"]
+__all__ = ["COMMAND_HANDLERS", "Platform", "bootstrap", "compose_handlers"]
 
-COMMAND_HANDLERS: dict[type[Any], Callable[[Any, Any], Any]] = {
-    **REGISTRY_HANDLERS,
-    **TOKEN_HANDLERS,
-    **TRAFFIC_HANDLERS,
-}
+Handlers = dict[type[Any], Callable[[Any, Any], Any]]
+
+
+def compose_handlers(*tables: Handlers) -> Handlers:
+    """One table of every capability's command handlers; a command handled twice is a wiring
+    error, raised at start-up (a dict merge would let the last one win silently)."""
+    composed: Handlers = {}
+    for table in tables:
+        for command, handler in table.items():
+            if command in composed:
+                raise RuntimeError(
+                    f"{command.__name__} has two handlers: {composed[command].__qualname__} "
+                    f"and {handler.__qualname__}"
+                )
+            composed[command] = handler
+    return composed
+
+
+COMMAND_HANDLERS: Handlers = compose_handlers(REGISTRY_HANDLERS, TOKEN_HANDLERS, TRAFFIC_HANDLERS)
 
 
 @dataclass

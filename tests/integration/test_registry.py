@@ -504,10 +504,12 @@ def test_postgres_statistics_are_refreshed_as_a_model_grows(pg_url: str, home: P
         platform.close()
 
 
-def _alias_then(url: str, home: str, action: str, version: int) -> str:
+def _alias_then(url: str, home: str, action: str, version: int, barrier: Any) -> str:
     platform = bootstrap(Settings(home=home, db_url=url))
     client = Client(platform=platform)
     try:
+        client.get_version("race", version)  # connected and warm before the start line
+        barrier.wait(timeout=60)  # both processes act at once
         if action == "alias":
             client.set_alias("race", "champion", version)
         else:
@@ -522,15 +524,22 @@ def _alias_then(url: str, home: str, action: str, version: int) -> str:
 def test_archive_and_alias_racing_never_leave_an_alias_on_an_archived_version(
     db_platform: Platform, any_db_url: str, home: Path, mp: Client
 ) -> None:
+    """Two processes released together by a barrier: one sets champion on version N, the other
+    archives N. Exactly one wins each round — the alias (and the archive is refused: in use) or
+    the archive (and the alias is refused: archived) — never both."""
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(2) as pool:
+    with ctx.Manager() as manager, ctx.Pool(2) as pool:
         for _ in range(4):
             number = register(db_platform, model="race").version
-            pool.starmap(_alias_then, [(any_db_url, str(home), "alias", number),
-                                       (any_db_url, str(home), "archive", number)])
+            barrier = manager.Barrier(2)
+            alias, archive = pool.starmap(
+                _alias_then, [(any_db_url, str(home), "alias", number, barrier),
+                              (any_db_url, str(home), "archive", number, barrier)])
+            assert (alias, archive) in {("ok", "VersionInUse"), ("Conflict", "ok")}
             version = mp.get_version("race", number)
             aliases = mp.get_model("race").aliases
-            assert not (version.status == "archived" and aliases.get("champion") == number)
+            assert (version.status == "archived") == (archive == "ok")
+            assert (aliases.get("champion") == number) == (alias == "ok")
 
 
 class TestGateResults:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 import modelplane
 from modelplane import errors
-from modelplane.bootstrap import COMMAND_HANDLERS
+from modelplane.bootstrap import COMMAND_HANDLERS, compose_handlers
 from modelplane.core.messages import Command
-from modelplane.registry import commands as registry_commands
 
 
 def test_all_is_pinned() -> None:
@@ -44,15 +48,43 @@ def test_import_pulls_in_no_engine_database_or_web_framework() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_every_command_has_exactly_one_handler() -> None:
-    commands = [
-        obj
-        for obj in vars(registry_commands).values()
-        if isinstance(obj, type) and issubclass(obj, Command) and obj is not Command
-    ]
-    assert commands, "no commands found"
+def _commands() -> list[type[Command]]:
+    """Every command class of every capability (``<capability>/commands.py``)."""
+    found: list[type[Command]] = []
+    for module_name in sorted(CAPABILITY_COMMANDS):
+        module = importlib.import_module(module_name)
+        found += [
+            obj
+            for obj in vars(module).values()
+            if isinstance(obj, type) and issubclass(obj, Command) and obj is not Command
+            and obj.__module__ == module_name
+        ]
+    return found
+
+
+CAPABILITY_COMMANDS = {
+    f"modelplane.{path.parent.name}.commands"
+    for path in Path(modelplane.__file__).parent.glob("*/commands.py")
+}
+
+
+def test_every_command_of_every_capability_has_exactly_one_handler() -> None:
+    commands = _commands()
+    assert {c.__module__ for c in commands} == CAPABILITY_COMMANDS  # every capability seen
+    assert len(CAPABILITY_COMMANDS) >= 3
     for command in commands:
         assert command in COMMAND_HANDLERS, f"{command.__name__} has no handler"
+    assert set(COMMAND_HANDLERS) == set(commands)  # and nothing handled is not a command
+
+
+def test_a_second_handler_for_a_command_fails_at_composition() -> None:
+    def other(cmd: Any, uow: Any) -> None:
+        return None
+
+    command = next(iter(COMMAND_HANDLERS))
+    with pytest.raises(RuntimeError, match=f"{command.__name__} has two handlers"):
+        compose_handlers(COMMAND_HANDLERS, {command: other})
+    assert compose_handlers(COMMAND_HANDLERS) == COMMAND_HANDLERS
 
 
 def test_every_error_knows_its_status_exit_code_and_code() -> None:

@@ -155,8 +155,16 @@ class TestRender:
             assert name in text, name
 
     def test_two_instances_do_not_collide(self) -> None:
-        ServingMetrics()
-        ServingMetrics()
+        """Each server (a test may build several in one process) has its own registry: the
+        second one is not refused as a duplicate, and counts apart from the first."""
+        first, second = ServingMetrics(), ServingMetrics()
+        assert first.registry is not second.registry
+        first.observe_batch("fraud", 3)
+        first_text = first.render()[0].decode()
+        second_text = second.render()[0].decode()
+        assert "modelplane_batch_size_rows_count" in first_text
+        assert 'modelplane_batch_size_rows_count{model="fraud"} 1.0' in first_text
+        assert 'model="fraud"' not in second_text
 
 
 WORKER = """
