@@ -7,7 +7,7 @@ import time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,7 +34,7 @@ __all__ = ["COMMAND_HANDLERS", "Platform", "bootstrap", "compose_handlers"]
 Handlers = dict[type[Any], Callable[[Any, Any], Any]]
 
 
-def compose_handlers(*tables: Handlers) -> Handlers:
+def compose_handlers(*tables: Mapping[type[Any], Callable[[Any, Any], Any]]) -> Handlers:
     """One table of every capability's command handlers; a command handled twice is a wiring
     error, raised at start-up (a dict merge would let the last one win silently)."""
     composed: Handlers = {}
