@@ -34,8 +34,13 @@ rollouts with their live state, and blue-green deploys with rollback.
   Registry writes need scope `write`, delivery writes scope `admin`; reads need `read` only
   when `require_auth` is set.
 * **Gates**: a rollout or deploy takes a version whose release gates passed already
-  (`modelplane gate MODEL/N`, or `modelplane deploy`, which runs them first); otherwise it is
-  refused with 409 `gate_blocked` unless `force` is given (and recorded).
+  (`POST …/versions/{version}/gate`, `modelplane gate MODEL/N`, or `modelplane deploy`, which
+  runs them first); otherwise it is refused with 409 `gate_blocked` unless `force` is given (and
+  recorded).
+* **Scopes**: every operation states its scope as `x-required-scope`; read routes list security
+  as optional (open unless `require_auth`). A body over `max_body_bytes` (uploads:
+  `max_upload_bytes`, 2 GiB) is 413 on any route; while the server starts or stops, routes
+  answer 503.
 * **Errors** are always `{"error": {"code", "message", "field"}}`.
 * **Lists** are cursor-paginated: pass `next_cursor` back as `?cursor=` until it is null.
 """
