@@ -235,8 +235,8 @@ class TestRegisterVersion:
 
         stored = h.t.versions[("fraud", 1)]
         assert (stored.trusted_by, stored.trusted_at) == ("alice", T0)
-        (event,) = (e.event for e in h.db.events[-1:])
-        assert event.payload()["trusted_by"] == "alice"
+        assert h.written == [("ModelVersionRegistered", "fraud", 2)]
+        assert h.db.events[-1].event.payload()["trusted_by"] == "alice"
 
     def test_an_untrusted_version_records_nobody(self, h: Harness) -> None:
         h.handle(version_of())
