@@ -24,10 +24,9 @@ from typing import Any, Self, TypeVar
 from modelplane.auth.model import Token
 from modelplane.core.messages import Event
 from modelplane.core.uow import HasEvents
-from modelplane.errors import ModelNotFound, VersionNotFound
-from modelplane.registry.model import GATE_TAG, ModelVersion, RegisteredModel, validate_name
+from modelplane.db.model_port import SqlModelPort
+from modelplane.registry.model import ModelVersion, RegisteredModel
 from modelplane.traffic.model import Deployment, Experiment, Rollout
-from modelplane.traffic.repository import VersionState
 
 __all__ = ["FakeDatabase", "FakeUnitOfWork", "StoredEvent"]
 
@@ -238,47 +237,6 @@ class FakeDeploymentRepository:
         self._tx.track(deployment)
 
 
-class FakeModelPort:
-    """Delivery's window onto the registry, as :class:`modelplane.db.model_port.SqlModelPort`
-    does it: over the registry repository of the same transaction."""
-
-    def __init__(self, models: FakeModelRepository, clock: Callable[[], datetime]) -> None:
-        self._models = models
-        self._clock = clock
-        self._locked: dict[str, RegisteredModel] = {}
-
-    def _model(self, name: str) -> RegisteredModel:
-        model = self._locked.get(name)
-        if model is None:
-            validate_name(name, field="model")
-            model = self._models.get(name)
-            if model is None:
-                raise ModelNotFound(f"model {name!r} does not exist", field="model")
-            self._locked[name] = model
-        return model
-
-    def _version(self, model: str, version: int) -> ModelVersion:
-        found = self._models.get_version(self._model(model), version)
-        if found is None:
-            raise VersionNotFound(f"model {model!r} has no version {version}", field="version")
-        return found
-
-    def lock(self, model: str) -> dict[str, int]:
-        return dict(self._model(model).aliases)
-
-    def version(self, model: str, version: int) -> VersionState:
-        found = self._version(model, version)
-        return VersionState(
-            model=model, version=version, status=found.status, gate=found.tags.get(GATE_TAG)
-        )
-
-    def move_alias(self, model: str, alias: str, version: int) -> None:
-        found = self._version(model, version)
-        registered = self._model(model)
-        registered.set_alias(alias, found, now=self._clock())
-        self._models.save(registered)
-
-
 class FakeUnitOfWork:
     """One transaction over a :class:`FakeDatabase`. Use as ``with uow: …; uow.commit()``."""
 
@@ -287,7 +245,7 @@ class FakeUnitOfWork:
     experiments: FakeExperimentRepository
     rollouts: FakeRolloutRepository
     deployments: FakeDeploymentRepository
-    model_port: FakeModelPort
+    model_port: SqlModelPort  # it runs no SQL: the real port over the fake repository
 
     def __init__(self, db: FakeDatabase, clock: Callable[[], datetime]) -> None:
         self.db = db
@@ -303,7 +261,7 @@ class FakeUnitOfWork:
         self.experiments = FakeExperimentRepository(self._tx)
         self.rollouts = FakeRolloutRepository(self._tx)
         self.deployments = FakeDeploymentRepository(self._tx)
-        self.model_port = FakeModelPort(self.models, self.clock)
+        self.model_port = SqlModelPort(self.models, self.clock)
         return self
 
     def __exit__(

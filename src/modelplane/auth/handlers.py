@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from modelplane.auth.adapters import SqlTokenRepository
 from modelplane.auth.commands import CreateToken, RevokeToken
 from modelplane.auth.model import Token, new_secret
+from modelplane.auth.repository import TokenRepository
 from modelplane.core.uow import UnitOfWork
 from modelplane.errors import TokenNotFound
 
@@ -16,7 +16,7 @@ __all__ = ["COMMAND_HANDLERS", "CreatedToken"]
 
 
 class TokenUnitOfWork(UnitOfWork, Protocol):
-    tokens: SqlTokenRepository
+    tokens: TokenRepository
     clock: Callable[[], datetime]
 
 

@@ -1,8 +1,9 @@
 """Delivery's window onto the registry, inside the same transaction (see traffic.repository).
 
-Implemented here, in the database layer, over the registry's own repository and aggregate, so
-delivery and the registry stay independent of each other while a promotion and the alias move
+Implemented here, in the database layer, over the registry's own repository port and aggregate,
+so delivery and the registry stay independent of each other while a promotion and the alias move
 it causes still commit together (the model's ``AliasSet`` event goes in the same outbox write).
+It runs no SQL itself: any ``ModelRepository`` serves (the tests' in-memory one too).
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from collections.abc import Callable
 from datetime import datetime
 
 from modelplane.errors import ModelNotFound, VersionNotFound
-from modelplane.registry.adapters.sql import SqlModelRepository
 from modelplane.registry.model import GATE_TAG, RegisteredModel, validate_name
+from modelplane.registry.repository import ModelRepository
 from modelplane.traffic.repository import VersionState
 
 __all__ = ["SqlModelPort"]
 
 
 class SqlModelPort:
-    def __init__(self, models: SqlModelRepository, clock: Callable[[], datetime]) -> None:
+    def __init__(self, models: ModelRepository, clock: Callable[[], datetime]) -> None:
         self._models = models
         self._clock = clock
         self._locked: dict[str, RegisteredModel] = {}
