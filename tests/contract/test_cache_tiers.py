@@ -25,6 +25,7 @@ import redis.asyncio
 from modelplane.cache.base import LocalTier, SharedTier
 from modelplane.cache.memory import MemoryCache
 from modelplane.cache.redis import RedisCache
+from tests.clocks import FakeClock
 from tests.conftest import _server_missing
 
 REDIS_URL = os.environ.get("MODELPLANE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -162,14 +163,6 @@ class CacheTierContract(ABC):
         await tier.set("k", big)
         assert await tier.get("k") in (big, None)
         assert await tier.get("other") == b"kept"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class MemoryHarness(Harness):

@@ -9,7 +9,7 @@ both must write the same event log — types, aggregates, sequence numbers and p
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,19 +23,11 @@ from modelplane.core.messages import Command
 from modelplane.errors import ModelplaneError
 from modelplane.registry import commands as rc
 from modelplane.traffic import commands as tc
+from tests.clocks import WallClock
 from tests.unit.fakes import FakeDatabase, FakeUnitOfWork
 
 START = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 Row = tuple[str, str, str, int, dict[str, Any]]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 def _version(**kwargs: Any) -> rc.RegisterVersion:
@@ -84,7 +76,7 @@ def _payload(event: Any) -> dict[str, Any]:
 
 def test_the_fake_writes_what_the_database_writes(any_db_url: str, tmp_path: Any) -> None:
     db = FakeDatabase()
-    fake_clock, sql_clock = Clock(), Clock()
+    fake_clock, sql_clock = WallClock(START), WallClock(START)
     fake_bus = MessageBus(uow_factory=lambda: FakeUnitOfWork(db, fake_clock),
                           command_handlers=bootstrap_module.COMMAND_HANDLERS,
                           event_handlers={}, raise_on_event_error=True)  # fmt: skip
@@ -118,7 +110,7 @@ def test_a_refused_command_leaves_no_event(kind: str, tmp_path: Any) -> None:
     command = rc.RestoreVersion(model="ghost", version=1)
     if kind == "fake":
         db = FakeDatabase()
-        bus = MessageBus(uow_factory=lambda: FakeUnitOfWork(db, Clock()),
+        bus = MessageBus(uow_factory=lambda: FakeUnitOfWork(db, WallClock(START)),
                          command_handlers=bootstrap_module.COMMAND_HANDLERS,
                          event_handlers={}, raise_on_event_error=True)  # fmt: skip
         with pytest.raises(ModelplaneError):

@@ -21,6 +21,7 @@ import redis
 
 from modelplane.cache import CacheUnavailable, MemoryCache, PredictionCache
 from modelplane.cache.redis import RedisCache
+from tests.clocks import FakeClock
 from tests.conftest import _server_missing
 
 REDIS_URL = os.environ.get("MODELPLANE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -75,14 +76,6 @@ class Counted:
         if self.error is not None:
             raise self.error
         return self.value
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class BlackholeProxy:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +32,18 @@ from modelplane.registry import commands as rc
 from modelplane.traffic.controller import RolloutController, StepDecision
 from modelplane.traffic.live import LiveStats
 from modelplane.traffic.model import Rollout
+from tests.clocks import WallClock
 
 DIGEST = "cd" * 32
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)  # in the past: a real clock runs ahead
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+@pytest.fixture
+def clock() -> WallClock:
+    return WallClock()
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def db_platform(any_db_url: str, home: Path, clock: FakeClock) -> Iterator[Platform]:
+def db_platform(any_db_url: str, home: Path, clock: WallClock) -> Iterator[Platform]:
     p = bootstrap(Settings(home=home, db_url=any_db_url), raise_on_event_error=True, clock=clock)
     yield p
     p.close()
@@ -266,7 +256,7 @@ class TestRollouts:
 
 
 class TestDeploy:
-    def test_switch_then_rollback(self, mp: Client, clock: FakeClock) -> None:
+    def test_switch_then_rollback(self, mp: Client, clock: WallClock) -> None:
         p = mp.platform
         deployment = mp.deploy("fraud", 2, keep_blue_s=600)
         assert (deployment.blue, deployment.green) == (1, 2)
@@ -292,7 +282,7 @@ class TestDeploy:
 
 
 class TestController:
-    def _controller(self, mp: Client, clock: FakeClock) -> RolloutController:
+    def _controller(self, mp: Client, clock: WallClock) -> RolloutController:
         return RolloutController(mp.platform.bus, mp.platform.traffic, clock=clock)
 
     def _serve_step(
@@ -307,7 +297,7 @@ class TestController:
             feed(mp.platform, subject, "baseline", n - cand)
 
     def test_a_candidate_failing_20_percent_is_rolled_back_by_itself(
-        self, mp: Client, clock: FakeClock
+        self, mp: Client, clock: WallClock
     ) -> None:
         rollout = mp.start_rollout(
             "fraud", 2, steps=(10, 50, 100), step_duration_s=300, min_requests=200
@@ -327,7 +317,7 @@ class TestController:
         assert "fraud" not in mp.platform.traffic.routing_table().routes
 
     def test_a_healthy_candidate_is_promoted_step_by_step(
-        self, mp: Client, clock: FakeClock
+        self, mp: Client, clock: WallClock
     ) -> None:
         mp.start_rollout("fraud", 2, steps=(10, 50, 100), step_duration_s=300, min_requests=100)
         controller = self._controller(mp, clock)
@@ -349,7 +339,7 @@ class TestController:
             "CanaryPromoted",
         ]
 
-    def test_a_slow_candidate_is_rolled_back(self, mp: Client, clock: FakeClock) -> None:
+    def test_a_slow_candidate_is_rolled_back(self, mp: Client, clock: WallClock) -> None:
         rollout = mp.start_rollout("fraud", 2, steps=(50, 100), min_requests=100)
         self._serve_step(mp, rollout, 400, slow=3.0)  # 6 ms against 2 ms
         decision = self._controller(mp, clock).tick()[0]
@@ -357,7 +347,7 @@ class TestController:
         assert "p99 latency" in decision.reason
 
     def test_run_reports_each_move_and_returns_the_final_state(
-        self, mp: Client, clock: FakeClock
+        self, mp: Client, clock: WallClock
     ) -> None:
         mp.start_rollout("fraud", 2, steps=(50, 100), step_duration_s=0, min_requests=50)
         controller = self._controller(mp, clock)

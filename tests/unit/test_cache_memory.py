@@ -26,14 +26,7 @@ from modelplane.cache import (
     prediction_key,
 )
 from modelplane.cache.memory import entry_cost
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clocks import FakeClock
 
 
 class Events:

@@ -39,6 +39,7 @@ from modelplane.errors import (
 from modelplane.registry import commands as rc
 from modelplane.registry.model import GATE_TAG
 from modelplane.traffic import commands as tc
+from tests.clocks import WallClock
 from tests.unit.fakes import FakeDatabase, FakeUnitOfWork, Tables
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -46,26 +47,12 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 Written = tuple[str, str, int]  # (event type, aggregate id, sequence)
 
 
-class Clock:
-    """Time stands still unless a test moves it."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self, seconds: float = 1.0) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
-
-
 class Harness:
     """A bus wired as bootstrap wires it, over fakes, and what it wrote since the last mark."""
 
     def __init__(self) -> None:
         self.db = FakeDatabase()
-        self.clock = Clock()
+        self.clock = WallClock(T0)
         self.uows: list[FakeUnitOfWork] = []
         self.handled: list[type[Command]] = []
         self.scene_failed = False

@@ -9,6 +9,7 @@ import pytest
 
 from modelplane.errors import DeadlineExceeded, Overloaded
 from modelplane.serving.resilience import Bulkhead, CircuitBreaker, with_timeout
+from tests.clocks import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -16,17 +17,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 async def settle() -> None:
