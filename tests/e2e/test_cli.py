@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from modelplane.cli.main import app
-
-Cli = Callable[..., Result]
+from tests.e2e.cli_helpers import Cli, as_json, ok, one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -42,38 +40,6 @@ def pickle_file(fitted: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("pickle") / "model.pkl"
     path.write_bytes(pickle.dumps(fitted))
     return path
-
-
-@pytest.fixture
-def cli(home: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    # Tables go to a pipe here; some runners (pytest-xdist) set COLUMNS=80, which wraps cells.
-    monkeypatch.delenv("COLUMNS", raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(app, ["--home", str(home), *args])
-
-    return invoke
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def as_json(result: Result) -> Any:
-    return json.loads(ok(result).stdout)
-
-
-def one_line_error(result: Result, exit_code: int = 2) -> str:
-    """The single ``error: …`` line a failed command printed (and nothing on stdout)."""
-    assert result.exit_code == exit_code, (result.stdout, result.stderr, result.exception)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def register(cli: Cli, path: Path, *args: str, name: str = "fraud") -> dict[str, Any]:

@@ -9,38 +9,24 @@ event, the aliases as they were.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from modelplane.cli.main import app
 from modelplane.client import Client
 from modelplane.config import Settings
 from modelplane.traffic.live import LiveStats
 from modelplane.traffic.model import rollout_subject
-
-Cli = Callable[..., Result]
+from tests.e2e.cli_helpers import Cli, as_json, ok, one_line_error
 
 RNG = np.random.default_rng(11)
 FRAME = pd.DataFrame(RNG.normal(size=(200, 3)), columns=["amount", "hour", "km"])
 LABEL = (FRAME["amount"] > 0).astype(int)
-
-
-@pytest.fixture
-def cli(home: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.delenv("COLUMNS", raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(app, ["--home", str(home), *args])
-
-    return invoke
 
 
 @pytest.fixture
@@ -54,25 +40,6 @@ def mp(home: Path) -> Iterator[Client]:
     client.log_model(model, name="other", input_example=FRAME)
     yield client
     client.close()
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def as_json(result: Result) -> Any:
-    return json.loads(ok(result).stdout)
-
-
-def one_line_error(result: Result, exit_code: int = 2) -> str:
-    assert result.exit_code == exit_code, (result.stdout, result.stderr, result.exception)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def event_count(client: Client) -> int:
