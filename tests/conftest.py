@@ -106,3 +106,28 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import modelplane.client as client_module
 
     monkeypatch.setattr(client_module, "_default", None)
+
+
+REDIS_URL = os.environ.get("MODELPLANE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix of this test alone (the server at ``REDIS_URL``); its keys are deleted
+    afterwards. A missing server skips the test, or fails it under ``CI=true``."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        _server_missing(f"Redis at {REDIS_URL}", exc)
+    name = f"mp:test:{uuid.uuid4().hex}:"
+    try:
+        yield name
+    finally:
+        keys = list(client.scan_iter(match=f"{name}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()

@@ -14,9 +14,8 @@ a Redis that is not running skips those tests, or fails them with ``CI=true``.
 from __future__ import annotations
 
 import os
-import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis
@@ -26,9 +25,8 @@ from modelplane.cache.base import LocalTier, SharedTier
 from modelplane.cache.memory import MemoryCache
 from modelplane.cache.redis import RedisCache
 from tests.clocks import FakeClock
-from tests.conftest import _server_missing
+from tests.conftest import REDIS_URL
 
-REDIS_URL = os.environ.get("MODELPLANE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 # Tests let time pass in steps of TTL_S/4 or more: a Redis key also ages in real time while a
 # test runs, so a "still there" check holds unless a test takes 15 s between two steps.
 TTL_S = 60.0
@@ -213,25 +211,6 @@ class RedisHarness(Harness):
             await self.tier.close()
         finally:
             await self._admin.aclose()
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    """A key prefix of this test alone; its keys are deleted afterwards."""
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        _server_missing(f"Redis at {REDIS_URL}", exc)
-    name = f"mp:test:{uuid.uuid4().hex}:"
-    try:
-        yield name
-    finally:
-        keys = list(client.scan_iter(match=f"{name}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
 
 
 class TestRedisTier(CacheTierContract):

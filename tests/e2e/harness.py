@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,13 +17,26 @@ from modelplane.bootstrap import Platform
 from modelplane.serving.app import create_serving_app
 from modelplane.serving.options import ServeOptions
 
-__all__ = ["Server", "free_port", "serve"]
+__all__ = ["DEADLINE_S", "Server", "free_port", "serve", "wait_for"]
+
+#: How long a test waits for an event (a file, a pid gone, a probe answering) before failing.
+DEADLINE_S = 120.0
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], what: str, *, poll_s: float = 0.05) -> None:
+    """Return once ``predicate()`` holds; fail after :data:`DEADLINE_S`. The poll interval only
+    spaces the checks: the test synchronises on the event, never on the time."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(poll_s)
 
 
 class serve:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,7 @@ from modelplane.artifacts import stale_system_temporaries
 from modelplane.artifacts.local import LocalArtifactStore
 from modelplane.artifacts.staging import Staging
 from modelplane.runtimes import save_model
-
-DEADLINE_S = 120.0
+from tests.e2e.harness import DEADLINE_S, wait_for
 
 #: ``models register`` whose copy into the store stops for good after its first chunk: the
 #: store copies 16 KiB chunks (above the file buffer: each is written through at once), and
@@ -73,14 +72,6 @@ def gc_json(home: Path, *args: str) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr
     doc: dict[str, Any] = json.loads(proc.stdout)
     return doc
-
-
-def wait_for(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 from modelplane.client import Client
 from modelplane.config import Settings
 from tests.e2e import serving_models
-from tests.e2e.harness import Server
+from tests.e2e.harness import Server, wait_for
 
 RNG = np.random.default_rng(11)
 X = RNG.normal(size=(200, 5))
@@ -92,7 +91,6 @@ def test_sigterm_lets_in_flight_requests_finish(home: Path, tmp_path: Path) -> N
     gate.mkdir()
     server = Server(home, "--model", "held", env={"MODELPLANE_TEST_GATE": str(gate)})
     result: dict[str, int] = {}
-    deadline = time.monotonic() + 60
 
     def held_call() -> None:
         rows = X[:1].copy()
@@ -106,13 +104,10 @@ def test_sigterm_lets_in_flight_requests_finish(home: Path, tmp_path: Path) -> N
         assert httpx.get(f"{server.url}/v2/models/held", timeout=30).status_code == 200
         caller = threading.Thread(target=held_call)
         caller.start()
-        while not (gate / "started").exists():
-            assert time.monotonic() < deadline, "the request never reached the model"
-            time.sleep(0.01)
+        wait_for((gate / "started").exists, "the request to reach the model")
         server.proc.send_signal(signal.SIGTERM)
-        while _ready(server):  # the server has taken the signal: not ready, or not listening
-            assert time.monotonic() < deadline, "the server ignored SIGTERM"
-            time.sleep(0.01)
+        # the server has taken the signal: not ready, or not listening
+        wait_for(lambda: not _ready(server), "the server to take SIGTERM")
         (gate / "release").touch()
         caller.join(timeout=60)
         assert result.get("status") == 200

@@ -8,11 +8,9 @@ swallows every byte in both directions.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,32 +20,15 @@ import redis
 from modelplane.cache import CacheUnavailable, MemoryCache, PredictionCache
 from modelplane.cache.redis import RedisCache
 from tests.clocks import FakeClock
-from tests.conftest import _server_missing
+from tests.conftest import REDIS_URL
 
-REDIS_URL = os.environ.get("MODELPLANE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 # Far above the 50 ms Redis timeout, far below redis-py's 5 s default: proves nothing hangs.
 PROMPTLY_S = 2.0
 
 
-
-
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    """A key prefix of this test alone; its keys are deleted afterwards."""
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        _server_missing(f"Redis at {REDIS_URL}", exc)
-    name = f"mp:test:{uuid.uuid4().hex}:"
-    try:
-        yield name
-    finally:
-        keys = list(client.scan_iter(match=f"{name}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+def prefix(redis_prefix: str) -> str:
+    return redis_prefix
 
 
 class Events:

@@ -13,8 +13,9 @@ the work of a process still running:
   whatever their age — and entries without a lock file (left by older versions, or by a
   platform without ``flock``) once nothing in them changed for ``older_than_s``.
 * :func:`stale_system_temporaries` lists the folders modelplane made under the system temp
-  folder, of this user: ``modelplane-XXXXXXXX`` and ``modelplane-upload-XXXXXXXX`` by age
-  only; ``modelplane-metrics-<pid>-XXXXXXXX`` (the metrics of ``serve --workers N``) once
+  folder, of this user: ``modelplane-<random suffix>`` and ``modelplane-upload-<random
+  suffix>`` by age only; ``modelplane-metrics-<pid>-<random suffix>`` (the metrics of
+  ``serve --workers N``) once
   process ``<pid>`` is gone — a server killed with ``kill -9`` cannot remove its own.
 
 Files are created with the process umask applied (``0o666 & ~umask``; folders ``0o777``), so a
