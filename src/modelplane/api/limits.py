@@ -33,6 +33,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelplane.api.errors import error_json
+from modelplane.auth.access import bearer_token
 from modelplane.bootstrap import Platform
 from modelplane.errors import ModelplaneError, PayloadTooLarge, Unauthorized
 
@@ -181,10 +182,7 @@ def _content_length(scope: Scope) -> int | None:
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
-            text = value.decode("latin-1")
-            if text[:7].lower() == "bearer ":
-                return text[7:].strip() or None
-            return None
+            return bearer_token(value.decode("latin-1"))
     return None
 
 
