@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from modelplane.client import Client, LoadedModel, load_model, log_model
     from modelplane.config import Settings
+    from modelplane.core.signature import Signature, TensorSpec, infer_signature
     from modelplane.errors import ModelplaneError
     from modelplane.registry.model import Lineage
-    from modelplane.registry.signature import Signature, TensorSpec, infer_signature
 
 __version__ = "0.1.0"
 
@@ -45,9 +45,9 @@ _LAZY = {
     "Settings": "modelplane.config",
     "ModelplaneError": "modelplane.errors",
     "Lineage": "modelplane.registry.model",
-    "Signature": "modelplane.registry.signature",
-    "TensorSpec": "modelplane.registry.signature",
-    "infer_signature": "modelplane.registry.signature",
+    "Signature": "modelplane.core.signature",
+    "TensorSpec": "modelplane.core.signature",
+    "infer_signature": "modelplane.core.signature",
 }
 
 

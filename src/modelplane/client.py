@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from modelplane.bootstrap import Platform
     from modelplane.config import Settings
     from modelplane.core.pagination import Page
+    from modelplane.core.signature import Signature
     from modelplane.events.views import EventRecord
-    from modelplane.registry.signature import Signature
     from modelplane.runtimes import Runtime
     from modelplane.traffic.model import Deployment, Experiment, Rollout
 
@@ -74,7 +74,7 @@ class LoadedModel:
 def _signature_dict(signature: Any) -> dict[str, Any] | None:
     if signature is None:
         return None
-    from modelplane.registry.signature import Signature
+    from modelplane.core.signature import Signature
 
     if isinstance(signature, Signature):
         return signature.to_dict()
@@ -167,7 +167,7 @@ class Client:
         if flavor == "pyfunc" and not trust:
             raise _pyfunc_untrusted(name)
         if signature is None and input_example is not None:
-            from modelplane.registry.signature import infer_signature
+            from modelplane.core.signature import infer_signature
 
             signature = infer_signature(input_example)
         with self.platform.artifacts.scratch() as tmp:  # under the store's tmp/: gc finds it
@@ -504,7 +504,7 @@ class Client:
         allowlist loads only if an admin trusted the version; True trusts it here and now
         (your own files); False refuses it even when the version is trusted.
         """
-        from modelplane.registry.signature import Signature
+        from modelplane.core.signature import Signature
         from modelplane.runtimes import load_runtime
 
         version = self.platform.registry.resolve(ref)

@@ -41,12 +41,16 @@ def model_file(tmp_path: Path) -> Path:
 
 
 class TestPutAndFetch:
-    def test_digest_is_the_sha256_of_the_content(self, store: ArtifactStore,
-                                                 model_file: Path) -> None:
+    def test_digest_is_the_sha256_of_the_content(
+        self, store: ArtifactStore, model_file: Path
+    ) -> None:
         stored = store.put(model_file)
         assert stored.digest == hashlib.sha256(model_file.read_bytes()).hexdigest()
-        assert (stored.size, stored.kind, stored.name) == (model_file.stat().st_size, "file",
-                                                           "model.onnx")
+        assert (stored.size, stored.kind, stored.name) == (
+            model_file.stat().st_size,
+            "file",
+            "model.onnx",
+        )
 
     def test_fetch_returns_the_same_bytes_under_the_registered_name(
         self, store: ArtifactStore, model_file: Path
@@ -56,8 +60,9 @@ class TestPutAndFetch:
         assert path.name == "model.onnx"
         assert path.read_bytes() == model_file.read_bytes()
 
-    def test_identical_content_is_stored_once(self, store: ArtifactStore, model_file: Path,
-                                              tmp_path: Path) -> None:
+    def test_identical_content_is_stored_once(
+        self, store: ArtifactStore, model_file: Path, tmp_path: Path
+    ) -> None:
         copy = tmp_path / "copy.onnx"
         copy.write_bytes(model_file.read_bytes())
         a, b = store.put(model_file), store.put(copy)
@@ -145,8 +150,9 @@ class TestPathSafety:
     def test_plain_relative_join_is_allowed(self, tmp_path: Path) -> None:
         assert safe_join(tmp_path, "a/b.txt") == (tmp_path / "a" / "b.txt").resolve()
 
-    def test_folder_with_symlink_leaving_it_is_refused(self, store: ArtifactStore,
-                                                       tmp_path: Path) -> None:
+    def test_folder_with_symlink_leaving_it_is_refused(
+        self, store: ArtifactStore, tmp_path: Path
+    ) -> None:
         secret = tmp_path / "secret.txt"
         secret.write_text("password")
         folder = tmp_path / "bundle"
@@ -156,23 +162,26 @@ class TestPathSafety:
         with pytest.raises(UnsafePath):
             store.put(folder)
 
-    def test_symlinked_file_is_refused(self, store: ArtifactStore, model_file: Path,
-                                       tmp_path: Path) -> None:
+    def test_symlinked_file_is_refused(
+        self, store: ArtifactStore, model_file: Path, tmp_path: Path
+    ) -> None:
         link = tmp_path / "link.onnx"
         link.symlink_to(model_file)
         with pytest.raises(UnsafePath):
             store.put(link)
 
-    def test_fetch_name_cannot_escape_the_store(self, store: ArtifactStore,
-                                                model_file: Path) -> None:
+    def test_fetch_name_cannot_escape_the_store(
+        self, store: ArtifactStore, model_file: Path
+    ) -> None:
         stored = store.put(model_file)
         with pytest.raises(UnsafePath):
             store.fetch(stored.digest, name="../../../evil", owner="fraud/1")
 
 
 class TestLocalStoreHardening:
-    def test_object_replaced_by_a_symlink_is_refused(self, tmp_path: Path,
-                                                     model_file: Path) -> None:
+    def test_object_replaced_by_a_symlink_is_refused(
+        self, tmp_path: Path, model_file: Path
+    ) -> None:
         store = LocalArtifactStore(tmp_path / "store")
         stored = store.put(model_file)
         obj = store.root / "objects" / stored.digest[:2] / stored.digest
@@ -183,8 +192,9 @@ class TestLocalStoreHardening:
         with pytest.raises(UnsafePath):
             store.fetch(stored.digest, name="model.onnx", owner="fraud/1")
 
-    def test_a_damaged_view_over_an_intact_object_is_rebuilt(self, tmp_path: Path,
-                                                             model_file: Path) -> None:
+    def test_a_damaged_view_over_an_intact_object_is_rebuilt(
+        self, tmp_path: Path, model_file: Path
+    ) -> None:
         store = LocalArtifactStore(tmp_path / "store")
         stored = store.put(model_file)
         view = store.fetch(stored.digest, name="model.onnx", owner="fraud/1")
@@ -220,8 +230,9 @@ class TestWorkInProgress:
         assert not folder.exists()
         assert store.temporaries(older_than_s=0) == []
 
-    def test_size_is_what_the_object_holds(self, store: ArtifactStore, model_file: Path,
-                                           tmp_path: Path) -> None:
+    def test_size_is_what_the_object_holds(
+        self, store: ArtifactStore, model_file: Path, tmp_path: Path
+    ) -> None:
         stored = store.put(model_file)
         assert store.size(stored.digest) == stored.size == model_file.stat().st_size
         folder = tmp_path / "tree"

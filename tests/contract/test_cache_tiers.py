@@ -148,9 +148,7 @@ class CacheTierContract(ABC):
         assert await tier.get("k") is None
 
     @pytest.mark.anyio
-    async def test_an_oversized_value_is_stored_whole_or_not_at_all(
-        self, opened: OpenTier
-    ) -> None:
+    async def test_an_oversized_value_is_stored_whole_or_not_at_all(self, opened: OpenTier) -> None:
         """A value beyond the tier's bound (the memory tier's ``max_bytes``; Redis has none of
         its own) never comes back truncated, never leaves the key's previous value to be served
         as if it were the new one, and never evicts another entry."""

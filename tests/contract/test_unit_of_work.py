@@ -95,6 +95,7 @@ def test_the_fake_writes_what_the_database_writes(any_db_url: str, tmp_path: Any
     sql: list[Row] = [(e.type, e.aggregate_type, e.aggregate_id, e.sequence,
                        {k: v for k, v in e.payload.items() if k != "event_id"})
                       for e in stored]  # fmt: skip
+
     # Token ids are random: compare token events without them.
     def tokenless(rows: list[Row]) -> list[Any]:
         return [(t, a, "<id>" if a == "token" else i, s,

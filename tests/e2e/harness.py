@@ -69,14 +69,30 @@ class Server:
         self.port, self.grpc_port = free_port(), free_port()
         root = str(Path(__file__).resolve().parents[2])  # the pyfunc test models live here
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("MODELPLANE_")}
-        env = {**inherited, **(env or {}), "MODELPLANE_HOME": str(home),
-               "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        env = {
+            **inherited,
+            **(env or {}),
+            "MODELPLANE_HOME": str(home),
+            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        }
         self.log_path = home / "server.log"
         self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(self.port),
-             "--grpc-port", str(self.grpc_port), "--no-access-log", *args],
-            env=env, stdout=subprocess.DEVNULL, stderr=self.log,
+            [
+                sys.executable,
+                "-m",
+                "modelplane.cli.main",
+                "serve",
+                "--port",
+                str(self.port),
+                "--grpc-port",
+                str(self.grpc_port),
+                "--no-access-log",
+                *args,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60

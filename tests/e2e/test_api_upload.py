@@ -151,8 +151,13 @@ class TestUpload:
     def test_a_categorical_signature_is_accepted_with_its_categories(
         self, api: Api, write: str, skops_file: Path
     ) -> None:
-        spec = {"name": "city", "dtype": "string", "shape": [-1],
-                "categories": ["Paris", "Lyon"], "ordered": True}
+        spec = {
+            "name": "city",
+            "dtype": "string",
+            "shape": [-1],
+            "categories": ["Paris", "Lyon"],
+            "ordered": True,
+        }
         metadata = {"signature": {"inputs": [spec]}}
         response = self.upload(api, write, "m.skops", skops_file.read_bytes(), metadata)
         assert response.status_code == 201, response.text
@@ -180,8 +185,9 @@ class TestUpload:
         from modelplane.runtimes import save_model
 
         target = tmp_path / "evil.pth"
-        gadget = make_pipeline(FunctionTransformer(functools.partial(np.save, str(target))),
-                               LogisticRegression())
+        gadget = make_pipeline(
+            FunctionTransformer(functools.partial(np.save, str(target))), LogisticRegression()
+        )
         saved = save_model(gadget, tmp_path / "artifact").path
         response = self.upload(api, write, saved.name, saved.read_bytes())
         assert_error(response, 422, "untrusted_artifact", "metadata.trust")

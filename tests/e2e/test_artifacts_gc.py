@@ -62,7 +62,10 @@ def modelplane(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     system_tmp.mkdir(exist_ok=True)
     return subprocess.run(
         [sys.executable, "-m", "modelplane.cli.main", "--home", str(home), *args],
-        capture_output=True, text=True, timeout=DEADLINE_S, check=False,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        check=False,
         env={**os.environ, "TMPDIR": str(system_tmp)},
     )
 
@@ -89,9 +92,19 @@ class StalledRegistration:
         self.tmp = tmp
         before = set(tmp.glob("*.part")) if tmp.is_dir() else set()
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", STALLED_REGISTER, "--home", str(home),
-             "models", "register", "fraud", str(model_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-c",
+                STALLED_REGISTER,
+                "--home",
+                str(home),
+                "models",
+                "register",
+                "fraud",
+                str(model_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         started.append(self)  # killed at teardown whatever happens
         self.part: Path | None = None
@@ -191,8 +204,12 @@ class TestStaging:
     def test_the_metrics_folder_of_a_dead_server_goes_and_of_a_live_one_stays(
         self, tmp_path: Path
     ) -> None:
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True)
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         gone = tmp_path / f"modelplane-metrics-{int(dead.stdout)}-abcd1234"
         live = tmp_path / f"modelplane-metrics-{os.getpid()}-abcd1234"
         for folder in (gone, live):
@@ -205,8 +222,12 @@ class TestStaging:
         self, tmp_path: Path
     ) -> None:
         hour_ago = time.time() - 7200
-        for name in ("modelplane-abcd1234", "modelplane-upload-abcd_234",
-                     "modelplane-metrics-abcd1234", "other-abcd1234"):
+        for name in (
+            "modelplane-abcd1234",
+            "modelplane-upload-abcd_234",
+            "modelplane-metrics-abcd1234",
+            "other-abcd1234",
+        ):
             (tmp_path / name).mkdir()
             (tmp_path / name / "model.skops").write_bytes(b"z" * 10)
             os.utime(tmp_path / name / "model.skops", (hour_ago, hour_ago))
@@ -215,15 +236,20 @@ class TestStaging:
         young.mkdir()
         found = stale_system_temporaries(3600, folder=tmp_path)
         assert sorted(t.path.name for t in found) == [
-            "modelplane-abcd1234", "modelplane-upload-abcd_234"]
+            "modelplane-abcd1234",
+            "modelplane-upload-abcd_234",
+        ]
         assert all(t.size == 10 for t in found)
 
 
 class TestUmask:
-    @pytest.mark.parametrize(("umask", "file_mode", "dir_mode"), [
-        (0o002, 0o664, 0o775),
-        (0o077, 0o600, 0o700),
-    ])
+    @pytest.mark.parametrize(
+        ("umask", "file_mode", "dir_mode"),
+        [
+            (0o002, 0o664, 0o775),
+            (0o077, 0o600, 0o700),
+        ],
+    )
     def test_objects_are_created_with_the_process_umask(
         self, tmp_path: Path, model_file: Path, umask: int, file_mode: int, dir_mode: int
     ) -> None:

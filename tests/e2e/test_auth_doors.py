@@ -291,4 +291,3 @@ class TestInProcess:
             await app(scope, receive, send)
         assert sent[0]["type"] == "http.response.start"
         assert sent[0]["status"] == 401
-

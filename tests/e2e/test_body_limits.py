@@ -136,8 +136,14 @@ class TestRegistryApi:
     async def test_a_declared_length_over_the_limit_is_refused_before_reading(
         self, small_platform: Platform, write: str
     ) -> None:
-        ex = await drive(create_app(small_platform), "POST", f"{V1}/models", Exchange(200),
-                         length=200 * CHUNK, token=write)
+        ex = await drive(
+            create_app(small_platform),
+            "POST",
+            f"{V1}/models",
+            Exchange(200),
+            length=200 * CHUNK,
+            token=write,
+        )
         assert ex.status == 413
         assert ex.error()["code"] == "payload_too_large"
         assert ex.error()["field"] == "body"
@@ -147,11 +153,15 @@ class TestRegistryApi:
     async def test_a_chunked_body_over_the_limit_is_refused_once_the_limit_is_passed(
         self, small_platform: Platform, write: str
     ) -> None:
-        ex = await drive(create_app(small_platform), "POST", f"{V1}/models", Exchange(200),
-                         token=write)  # 12.5 MiB offered, no Content-Length
+        ex = await drive(
+            create_app(small_platform), "POST", f"{V1}/models", Exchange(200), token=write
+        )  # 12.5 MiB offered, no Content-Length
         assert ex.status == 413, ex.body
-        assert ex.error() == {"code": "payload_too_large", "field": "body",
-                              "message": ex.error()["message"]}
+        assert ex.error() == {
+            "code": "payload_too_large",
+            "field": "body",
+            "message": ex.error()["message"],
+        }
         assert ex.headers["connection"] == "close"
         assert ex.consumed <= LIMIT + CHUNK  # read up to the limit, then no further
         assert _no_models(small_platform)
@@ -159,8 +169,14 @@ class TestRegistryApi:
     async def test_a_body_lying_about_its_length_is_cut_at_the_limit(
         self, small_platform: Platform, write: str
     ) -> None:
-        ex = await drive(create_app(small_platform), "PUT", f"{V1}/models/m/tags/k",
-                         Exchange(200), length=100, token=write)
+        ex = await drive(
+            create_app(small_platform),
+            "PUT",
+            f"{V1}/models/m/tags/k",
+            Exchange(200),
+            length=100,
+            token=write,
+        )
         assert ex.status == 413
         assert ex.consumed <= LIMIT + CHUNK
 
@@ -168,8 +184,14 @@ class TestRegistryApi:
         self, small_platform: Platform, write: str
     ) -> None:
         body = orjson.dumps({"name": "fraud", "description": "d" * 1000})
-        ex = await drive(create_app(small_platform), "POST", f"{V1}/models",
-                         Exchange(1, body), length=len(body), token=write)
+        ex = await drive(
+            create_app(small_platform),
+            "POST",
+            f"{V1}/models",
+            Exchange(1, body),
+            length=len(body),
+            token=write,
+        )
         assert ex.status == 201, ex.body
         assert not _no_models(small_platform)
 
@@ -177,9 +199,14 @@ class TestRegistryApi:
     async def test_an_unauthenticated_upload_is_refused_before_its_body_is_read(
         self, small_platform: Platform, length: int | None
     ) -> None:
-        ex = await drive(create_app(small_platform), "POST", f"{V1}/models/fraud/versions",
-                         Exchange(800), length=length,
-                         content_type="multipart/form-data; boundary=x")  # 50 MiB offered
+        ex = await drive(
+            create_app(small_platform),
+            "POST",
+            f"{V1}/models/fraud/versions",
+            Exchange(800),
+            length=length,
+            content_type="multipart/form-data; boundary=x",
+        )  # 50 MiB offered
         assert ex.status == 401
         assert ex.headers["www-authenticate"] == "Bearer"
         assert ex.headers["connection"] == "close"
@@ -189,24 +216,39 @@ class TestRegistryApi:
     async def test_an_invalid_token_is_refused_before_the_body_is_read(
         self, small_platform: Platform
     ) -> None:
-        ex = await drive(create_app(small_platform), "POST", f"{V1}/models", Exchange(10),
-                         length=10 * CHUNK, token="mp_not-a-token")
+        ex = await drive(
+            create_app(small_platform),
+            "POST",
+            f"{V1}/models",
+            Exchange(10),
+            length=10 * CHUNK,
+            token="mp_not-a-token",
+        )
         assert ex.status == 401
         assert ex.consumed == 0
 
     async def test_a_read_token_is_refused_a_write_before_the_body_is_read(
         self, small_platform: Platform
     ) -> None:
-        ex = await drive(create_app(small_platform), "POST", f"{V1}/models/fraud/versions",
-                         Exchange(10), length=10 * CHUNK, token=_token(small_platform, "read"),
-                         content_type="multipart/form-data; boundary=x")
+        ex = await drive(
+            create_app(small_platform),
+            "POST",
+            f"{V1}/models/fraud/versions",
+            Exchange(10),
+            length=10 * CHUNK,
+            token=_token(small_platform, "read"),
+            content_type="multipart/form-data; boundary=x",
+        )
         assert ex.status == 403
         assert ex.consumed == 0
 
-    @pytest.mark.parametrize(("method", "path", "status"), [
-        ("POST", f"{V1}/no-such-route", 404),
-        ("PATCH", f"{V1}/models", 405),
-    ])
+    @pytest.mark.parametrize(
+        ("method", "path", "status"),
+        [
+            ("POST", f"{V1}/no-such-route", 404),
+            ("PATCH", f"{V1}/models", 405),
+        ],
+    )
     async def test_unknown_routes_and_methods_keep_their_status(
         self, small_platform: Platform, method: str, path: str, status: int
     ) -> None:
@@ -236,8 +278,14 @@ class TestRegistryApi:
     ) -> None:
         app = BodyLimit(create_app(small_platform), max_upload_bytes=4 * CHUNK)
         ex = Exchange(100, first=MULTIPART_HEAD)  # a well-formed file part, 6.25 MiB long
-        await drive(app, "POST", f"{V1}/models/fraud/versions", ex, token=write,
-                    content_type="multipart/form-data; boundary=x")
+        await drive(
+            app,
+            "POST",
+            f"{V1}/models/fraud/versions",
+            ex,
+            token=write,
+            content_type="multipart/form-data; boundary=x",
+        )
         assert ex.status == 413
         assert ex.consumed <= 5 * CHUNK
         assert _no_models(small_platform)
@@ -248,8 +296,13 @@ class TestServingApp:
     async def serving(self, small_platform: Platform) -> Any:
         app = create_serving_app(
             platform=small_platform,
-            options=ServeOptions(grpc_port=None, poll_interval_s=3600, access_log=False,
-                                 prediction_log=False, controller=False),
+            options=ServeOptions(
+                grpc_port=None,
+                poll_interval_s=3600,
+                access_log=False,
+                prediction_log=False,
+                controller=False,
+            ),
         )
         async with app.router.lifespan_context(app):
             yield app
@@ -335,9 +388,11 @@ class TestRealServer:
     FIFTY_MB = 50 << 20
 
     def test_an_unauthenticated_50_mb_upload_is_cut_off_with_401(self, live: LiveServer) -> None:
-        head = (b"POST /api/v1/models/fraud/versions HTTP/1.1\r\nHost: mp\r\n"
-                b"Content-Type: multipart/form-data; boundary=x\r\n"
-                b"Content-Length: %d\r\n\r\n" % self.FIFTY_MB)
+        head = (
+            b"POST /api/v1/models/fraud/versions HTTP/1.1\r\nHost: mp\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: %d\r\n\r\n" % self.FIFTY_MB
+        )
         status, sent = live.send_body(head, self.FIFTY_MB, chunked=False)
         assert status == b"HTTP/1.1 401 Unauthorized"
         assert sent < self.FIFTY_MB
@@ -345,8 +400,10 @@ class TestRealServer:
     def test_a_chunked_body_over_the_limit_is_cut_off_with_413(
         self, live: LiveServer, write: str
     ) -> None:
-        head = (b"POST /api/v1/models HTTP/1.1\r\nHost: mp\r\nContent-Type: application/json\r\n"
-                b"Authorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n" % write.encode())
+        head = (
+            b"POST /api/v1/models HTTP/1.1\r\nHost: mp\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n" % write.encode()
+        )
         status, sent = live.send_body(head, self.FIFTY_MB, chunked=True)
         assert status.startswith(b"HTTP/1.1 413")
         assert sent < self.FIFTY_MB

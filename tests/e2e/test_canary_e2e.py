@@ -39,10 +39,12 @@ def fast() -> ServeOptions:
 @pytest.fixture
 def canary(client: Client) -> Client:
     """``card``: v1 healthy champion; v2 fails ~20 % of requests; v3 healthy. All gated."""
-    client.log_model(serving_models.row_sums, trust=True,
-                     name="card", input_example=X, alias="champion")
-    client.log_model(serving_models.fails_one_in_five, trust=True,
-                     name="card", input_example=X[X[:, 0] < 0])
+    client.log_model(
+        serving_models.row_sums, trust=True, name="card", input_example=X, alias="champion"
+    )
+    client.log_model(
+        serving_models.fails_one_in_five, trust=True, name="card", input_example=X[X[:, 0] < 0]
+    )
     client.log_model(serving_models.row_sums, trust=True, name="card", input_example=X)
     for version in (1, 2, 3):
         client.record_gate_result("card", version, passed=True)

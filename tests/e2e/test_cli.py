@@ -340,10 +340,15 @@ class TestVersions:
     @pytest.mark.usefixtures("versions")
     @pytest.mark.parametrize(
         ("tag", "value"),
-        [("serving.max_batch_size", "0"), ("serving.max_batch_size", "lots"),
-         ("serving.cache", "maybe"), ("serving.timeout_ms", "nan"),
-         ("serving.max_wait_ms", "-1"), ("serving.fallback", "Not A Ref!"),
-         ("serving.batch", "8")],
+        [
+            ("serving.max_batch_size", "0"),
+            ("serving.max_batch_size", "lots"),
+            ("serving.cache", "maybe"),
+            ("serving.timeout_ms", "nan"),
+            ("serving.max_wait_ms", "-1"),
+            ("serving.fallback", "Not A Ref!"),
+            ("serving.batch", "8"),
+        ],
     )
     def test_invalid_serving_tag_exits_2_naming_the_tag(
         self, cli: Cli, tag: str, value: str
@@ -354,8 +359,12 @@ class TestVersions:
 
     @pytest.mark.usefixtures("versions")
     def test_valid_serving_tags_are_kept(self, cli: Cli) -> None:
-        for tag, value in [("serving.max_batch_size", "32"), ("serving.cache", "true"),
-                           ("serving.fallback", "fraud/1"), ("serving.timeout_ms", "250.5")]:
+        for tag, value in [
+            ("serving.max_batch_size", "32"),
+            ("serving.cache", "true"),
+            ("serving.fallback", "fraud/1"),
+            ("serving.timeout_ms", "250.5"),
+        ]:
             ok(cli("models", "tag", "fraud", tag, value))
         assert ok(cli("models", "show", "fraud", "--json"))
 
@@ -579,8 +588,7 @@ class TestArtifactsGc:
 
         kept = as_json(cli("models", "register", "fraud", str(skops_file), "--json"))
         x = np.arange(40, dtype=float).reshape(20, 2)
-        other = save_model(LogisticRegression().fit(x, (x[:, 0] > 20).astype(int)),
-                           tmp_path).path
+        other = save_model(LogisticRegression().fit(x, (x[:, 0] > 20).astype(int)), tmp_path).path
         # Stored, then refused by the registry: its artifact stays behind until collected.
         one_line_error(cli("models", "register", "fraud", str(other), "--parent-version", "9"))
         assert as_json(cli("artifacts", "gc", "--json"))["digests"] == []  # still young

@@ -38,44 +38,70 @@ def registered(home: Path) -> Client:
     good = LogisticRegression().fit(FRAME, LABEL)
     client.log_model(good, name="fraud", input_example=FRAME, alias="champion")
     client.log_model(good, name="fraud", input_example=FRAME)  # v2: as good
-    client.log_model(LogisticRegression().fit(FRAME, 1 - LABEL), name="fraud",
-                     input_example=FRAME)  # v3: inverted, much worse
+    client.log_model(
+        LogisticRegression().fit(FRAME, 1 - LABEL), name="fraud", input_example=FRAME
+    )  # v3: inverted, much worse
     return client
 
 
-def test_a_good_version_passes_and_the_result_is_recorded(home: Path, holdout: Path,
-                                                           registered: Client) -> None:
-    result = run(home, "gate", "fraud/2", "--holdout", str(holdout), "--label", "is_fraud",
-                 "--margin", "0.01", "--latency-budget-ms", "10000", "--json")
+def test_a_good_version_passes_and_the_result_is_recorded(
+    home: Path, holdout: Path, registered: Client
+) -> None:
+    result = run(
+        home,
+        "gate",
+        "fraud/2",
+        "--holdout",
+        str(holdout),
+        "--label",
+        "is_fraud",
+        "--margin",
+        "0.01",
+        "--latency-budget-ms",
+        "10000",
+        "--json",
+    )
     assert result.exit_code == 0, (result.stdout, result.stderr)
     report: dict[str, Any] = json.loads(result.stdout)
     assert report["passed"] is True
     assert registered.get_version("fraud", 2).tags["modelplane.gate"] == "passed"
 
 
-def test_a_worse_version_fails_exits_1_and_is_recorded_failed(home: Path, holdout: Path,
-                                                                registered: Client) -> None:
-    result = run(home, "gate", "fraud/3", "--holdout", str(holdout), "--label", "is_fraud",
-                 "--margin", "0.01")
+def test_a_worse_version_fails_exits_1_and_is_recorded_failed(
+    home: Path, holdout: Path, registered: Client
+) -> None:
+    result = run(
+        home,
+        "gate",
+        "fraud/3",
+        "--holdout",
+        str(holdout),
+        "--label",
+        "is_fraud",
+        "--margin",
+        "0.01",
+    )
     assert result.exit_code == 1
     assert result.stderr.strip().startswith("error: gates failed for fraud/3: holdout")
     assert registered.get_version("fraud", 3).tags["modelplane.gate"] == "failed"
 
 
-def test_force_lets_a_failed_version_through_and_says_so(home: Path, holdout: Path,
-                                                         registered: Client) -> None:
-    result = run(home, "gate", "fraud/3", "--holdout", str(holdout), "--label", "is_fraud",
-                 "--force")
+def test_force_lets_a_failed_version_through_and_says_so(
+    home: Path, holdout: Path, registered: Client
+) -> None:
+    result = run(
+        home, "gate", "fraud/3", "--holdout", str(holdout), "--label", "is_fraud", "--force"
+    )
     assert result.exit_code == 0
     assert registered.get_version("fraud", 3).tags["modelplane.gate"] == "forced"
     events = registered.list_events(type="GateEvaluated").items
     assert events[-1].payload["forced"] is True
 
 
-def test_saved_settings_are_used_by_later_runs(home: Path, holdout: Path,
-                                               registered: Client) -> None:
-    first = run(home, "gate", "fraud/2", "--holdout", str(holdout), "--label", "is_fraud",
-                "--save")
+def test_saved_settings_are_used_by_later_runs(
+    home: Path, holdout: Path, registered: Client
+) -> None:
+    first = run(home, "gate", "fraud/2", "--holdout", str(holdout), "--label", "is_fraud", "--save")
     assert first.exit_code == 0, first.stderr
     again = run(home, "gate", "fraud/3")
     assert again.exit_code == 1  # the saved holdout check ran and failed
@@ -85,8 +111,7 @@ def test_a_saved_relative_holdout_works_from_any_folder(
     home: Path, holdout: Path, registered: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(holdout.parent)
-    first = run(home, "gate", "fraud/2", "--holdout", holdout.name, "--label", "is_fraud",
-                "--save")
+    first = run(home, "gate", "fraud/2", "--holdout", holdout.name, "--label", "is_fraud", "--save")
     assert first.exit_code == 0, first.stderr
     saved = json.loads(registered.get_model("fraud").tags["gate.config"])
     assert saved["holdout"] == str(holdout.absolute())

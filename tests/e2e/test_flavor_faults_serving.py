@@ -43,12 +43,22 @@ class TestXGBoostProbabilities:
     ) -> None:
         rows = X[:5]
         want = xgb_model.predict_proba(rows)
-        body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [5, 4],
-                            "data": rows.ravel().tolist()}]}
+        body = {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "datatype": "FP64",
+                    "shape": [5, 4],
+                    "data": rows.ravel().tolist(),
+                }
+            ]
+        }
         async with serve(platform, options(cache=cache)) as http:
             for _ in range(2):  # the second time from the cache when it is on
-                plain = await http.post("/predict", json={
-                    "model": "boost", "inputs": rows.tolist(), "outputs": ["predict_proba"]})
+                plain = await http.post(
+                    "/predict",
+                    json={"model": "boost", "inputs": rows.tolist(), "outputs": ["predict_proba"]},
+                )
                 assert plain.status_code == 200, plain.text
                 got = np.asarray(plain.json()["predict_proba"], dtype=want.dtype)
                 np.testing.assert_array_equal(got, want)
@@ -56,17 +66,24 @@ class TestXGBoostProbabilities:
                 assert r.status_code == 200, r.text
                 outputs = {o["name"]: from_json(o) for o in r.json()["outputs"]}
                 np.testing.assert_array_equal(outputs["predict_proba"], want)
-                binary = await http.post("/v2/models/boost/infer", json={
-                    **body, "parameters": {"binary_data_output": True}})
+                binary = await http.post(
+                    "/v2/models/boost/infer",
+                    json={**body, "parameters": {"binary_data_output": True}},
+                )
                 assert binary.status_code == 200, binary.text
                 length = int(binary.headers[oip.HEADER_LENGTH])
                 doc = orjson.loads(binary.content[:length])
                 sizes = [o["parameters"]["binary_data_size"] for o in doc["outputs"]]
                 start = length + sizes[0]  # predict first, then predict_proba
                 proba = doc["outputs"][1]
-                raw = binary.content[start:start + sizes[1]]
-                back = oip.decode_raw_tensor(raw, proba["datatype"], proba["shape"],
-                                             name="predict_proba", field="predict_proba")
+                raw = binary.content[start : start + sizes[1]]
+                back = oip.decode_raw_tensor(
+                    raw,
+                    proba["datatype"],
+                    proba["shape"],
+                    name="predict_proba",
+                    field="predict_proba",
+                )
                 np.testing.assert_array_equal(back, want)
 
 
@@ -80,10 +97,17 @@ class TestCategoricalModelsServed:
         rows, _ = city_frame(9, seed=2)
         want = model.predict_proba(rows)
         city = [str(c) for c in rows["city"]]
-        body = {"inputs": [
-            {"name": "city", "datatype": "BYTES", "shape": [9], "data": city},
-            {"name": "amount", "datatype": "FP64", "shape": [9],
-             "data": rows["amount"].tolist()}]}
+        body = {
+            "inputs": [
+                {"name": "city", "datatype": "BYTES", "shape": [9], "data": city},
+                {
+                    "name": "amount",
+                    "datatype": "FP64",
+                    "shape": [9],
+                    "data": rows["amount"].tolist(),
+                },
+            ]
+        }
         async with serve(platform) as http:
             meta = (await http.get("/v2/models/cities")).json()
             assert meta["inputs"][0] == {"name": "city", "datatype": "BYTES", "shape": [-1]}
@@ -92,8 +116,10 @@ class TestCategoricalModelsServed:
             outputs = {o["name"]: from_json(o) for o in r.json()["outputs"]}
             np.testing.assert_array_equal(outputs["predict_proba"], want)
             records = pd.DataFrame({"city": city, "amount": rows["amount"]}).to_dict("records")
-            plain = await http.post("/predict", json={
-                "model": "cities", "inputs": records, "outputs": ["predict_proba"]})
+            plain = await http.post(
+                "/predict",
+                json={"model": "cities", "inputs": records, "outputs": ["predict_proba"]},
+            )
             assert plain.status_code == 200, plain.text
             np.testing.assert_array_equal(np.asarray(plain.json()["predict_proba"]), want)
 
@@ -105,9 +131,12 @@ class TestCategoricalModelsServed:
         unseen = pd.Categorical.from_codes([-1, CITIES.index("Nice")], categories=CITIES)
         rows = pd.DataFrame({"city": unseen, "amount": [0.5, 0.5]})  # Oslo: missing
         want = model.predict_proba(rows)
-        body = {"inputs": [
-            {"name": "city", "datatype": "BYTES", "shape": [2], "data": ["Oslo", "Nice"]},
-            {"name": "amount", "datatype": "FP64", "shape": [2], "data": [0.5, 0.5]}]}
+        body = {
+            "inputs": [
+                {"name": "city", "datatype": "BYTES", "shape": [2], "data": ["Oslo", "Nice"]},
+                {"name": "amount", "datatype": "FP64", "shape": [2], "data": [0.5, 0.5]},
+            ]
+        }
         async with serve(platform) as http:
             r = await http.post("/v2/models/cities/infer", json=body)
         assert r.status_code == 200, r.text

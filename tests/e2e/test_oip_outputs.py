@@ -46,8 +46,17 @@ def stub(server: Server) -> Iterator[pb_grpc.GRPCInferenceServiceStub]:
 
 
 def body(**extra: Any) -> dict[str, Any]:
-    return {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": list(ROWS.shape),
-                        "data": ROWS.ravel().tolist()}], **extra}
+    return {
+        "inputs": [
+            {
+                "name": "input-0",
+                "datatype": "FP64",
+                "shape": list(ROWS.shape),
+                "data": ROWS.ravel().tolist(),
+            }
+        ],
+        **extra,
+    }
 
 
 def metadata_outputs(server: Server, model: str) -> list[str]:
@@ -61,17 +70,24 @@ def rest_names(server: Server, model: str, doc: dict[str, Any]) -> list[str]:
     return [o["name"] for o in r.json()["outputs"]]
 
 
-def grpc_names(stub: pb_grpc.GRPCInferenceServiceStub, model: str, *names: str,
-               raw: bool = False) -> list[str]:
-    tensor = pb.ModelInferRequest.InferInputTensor(name="input-0", datatype="FP64",
-                                                   shape=list(ROWS.shape))
+def grpc_names(
+    stub: pb_grpc.GRPCInferenceServiceStub, model: str, *names: str, raw: bool = False
+) -> list[str]:
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="input-0", datatype="FP64", shape=list(ROWS.shape)
+    )
     raws = [ROWS.astype("<f8").tobytes()] if raw else []
     if not raw:
         tensor.contents.fp64_contents.extend(ROWS.ravel().tolist())
-    reply = stub.ModelInfer(pb.ModelInferRequest(
-        model_name=model, inputs=[tensor], raw_input_contents=raws,
-        outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name=n) for n in names]),
-        timeout=30)
+    reply = stub.ModelInfer(
+        pb.ModelInferRequest(
+            model_name=model,
+            inputs=[tensor],
+            raw_input_contents=raws,
+            outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name=n) for n in names],
+        ),
+        timeout=30,
+    )
     if raw:
         assert len(reply.raw_output_contents) == len(reply.outputs)
     return [o.name for o in reply.outputs]
@@ -80,24 +96,36 @@ def grpc_names(stub: pb_grpc.GRPCInferenceServiceStub, model: str, *names: str,
 class TestNoOutputsMeansEveryOutput:
     def test_rest_json(self, server: Server) -> None:
         assert rest_names(server, "classifier", body()) == ["predict", "predict_proba"]
-        assert rest_names(server, "classifier", body(outputs=None)) == ["predict",
-                                                                         "predict_proba"]
+        assert rest_names(server, "classifier", body(outputs=None)) == ["predict", "predict_proba"]
 
     def test_rest_binary(self, server: Server) -> None:
         raw = ROWS.astype("<f8").tobytes()
-        header = orjson.dumps({
-            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": list(ROWS.shape),
-                        "parameters": {"binary_data_size": len(raw)}}],
-            "parameters": {"binary_data_output": True}})
-        r = httpx.post(f"{server.url}/v2/models/classifier/infer", content=header + raw,
-                       headers={HEADER: str(len(header))}, timeout=30)
+        header = orjson.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "input-0",
+                        "datatype": "FP64",
+                        "shape": list(ROWS.shape),
+                        "parameters": {"binary_data_size": len(raw)},
+                    }
+                ],
+                "parameters": {"binary_data_output": True},
+            }
+        )
+        r = httpx.post(
+            f"{server.url}/v2/models/classifier/infer",
+            content=header + raw,
+            headers={HEADER: str(len(header))},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
         length = int(r.headers[HEADER])
         outputs = orjson.loads(r.content[:length])["outputs"]
         assert [o["name"] for o in outputs] == ["predict", "predict_proba"]
         sizes = [o["parameters"]["binary_data_size"] for o in outputs]
         assert length + sum(sizes) == len(r.content)
-        proba = np.frombuffer(r.content[length + sizes[0]:], dtype="<f8").reshape(4, 2)
+        proba = np.frombuffer(r.content[length + sizes[0] :], dtype="<f8").reshape(4, 2)
         np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 
     @pytest.mark.parametrize("raw", [False, True])
@@ -125,19 +153,18 @@ class TestNamedOutputs:
     ) -> None:
         only_proba = body(outputs=[{"name": "predict_proba"}])
         assert rest_names(server, "classifier", only_proba) == ["predict_proba"]
-        assert rest_names(server, "classifier", body(outputs=[{"name": "predict"}])) == [
-            "predict"]
+        assert rest_names(server, "classifier", body(outputs=[{"name": "predict"}])) == ["predict"]
         assert grpc_names(stub, "classifier", "predict_proba") == ["predict_proba"]
 
     def test_an_empty_list_is_every_output_too(self, server: Server) -> None:
-        assert rest_names(server, "classifier", body(outputs=[])) == ["predict",
-                                                                      "predict_proba"]
+        assert rest_names(server, "classifier", body(outputs=[])) == ["predict", "predict_proba"]
 
     def test_binary_data_output_applies_to_every_output_of_an_empty_list(self) -> None:
         from modelplane.serving.oip import binary_outputs_requested, decode_infer_request
 
         doc = body(outputs=[], parameters={"binary_data_output": True})
-        request = decode_infer_request(orjson.dumps(doc), header_length=None, model="m",
-                                       version=None)
+        request = decode_infer_request(
+            orjson.dumps(doc), header_length=None, model="m", version=None
+        )
         assert request.outputs == ()
         assert binary_outputs_requested(request) is True

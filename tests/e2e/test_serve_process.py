@@ -44,9 +44,17 @@ def server(home: Path) -> Iterator[Server]:
 
 
 def rest_infer(url: str, rows: np.ndarray[Any, Any]) -> dict[str, Any]:
-    body = {"inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP64",
-                        "data": rows.ravel().tolist()}],
-            "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
+    body = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": list(rows.shape),
+                "datatype": "FP64",
+                "data": rows.ravel().tolist(),
+            }
+        ],
+        "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+    }
     r = httpx.post(f"{url}/v2/models/fraud/infer", json=body, timeout=10)
     assert r.status_code == 200, r.text
     return {o["name"]: np.asarray(o["data"]).reshape(o["shape"]) for o in r.json()["outputs"]}
@@ -62,16 +70,26 @@ def test_rest_and_grpc_give_identical_outputs(server: Server) -> None:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         assert stub.ServerReady(pb.ServerReadyRequest()).ready
         tensor = pb.ModelInferRequest.InferInputTensor(
-            name="input-0", datatype="FP64", shape=list(rows.shape),
-            contents=pb.InferTensorContents(fp64_contents=rows.ravel().tolist()))
-        reply = stub.ModelInfer(pb.ModelInferRequest(
-            model_name="fraud", inputs=[tensor],
-            outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="predict"),
-                     pb.ModelInferRequest.InferRequestedOutputTensor(name="predict_proba")]))
+            name="input-0",
+            datatype="FP64",
+            shape=list(rows.shape),
+            contents=pb.InferTensorContents(fp64_contents=rows.ravel().tolist()),
+        )
+        reply = stub.ModelInfer(
+            pb.ModelInferRequest(
+                model_name="fraud",
+                inputs=[tensor],
+                outputs=[
+                    pb.ModelInferRequest.InferRequestedOutputTensor(name="predict"),
+                    pb.ModelInferRequest.InferRequestedOutputTensor(name="predict_proba"),
+                ],
+            )
+        )
     got: dict[str, np.ndarray[Any, Any]] = {}
     for out in reply.outputs:
-        field = {"INT64": "int64_contents", "FP64": "fp64_contents",
-                 "INT32": "int_contents"}[out.datatype]
+        field = {"INT64": "int64_contents", "FP64": "fp64_contents", "INT32": "int_contents"}[
+            out.datatype
+        ]
         got[out.name] = np.asarray(getattr(out.contents, field)).reshape(list(out.shape))
     np.testing.assert_array_equal(got["predict"], rest["predict"])
     np.testing.assert_array_equal(got["predict_proba"], rest["predict_proba"])
@@ -95,8 +113,16 @@ def test_sigterm_lets_in_flight_requests_finish(home: Path, tmp_path: Path) -> N
     def held_call() -> None:
         rows = X[:1].copy()
         rows[0, 0] = serving_models.HOLD
-        body = {"inputs": [{"name": "input-0", "shape": [1, 5], "datatype": "FP64",
-                            "data": rows.ravel().tolist()}]}
+        body = {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [1, 5],
+                    "datatype": "FP64",
+                    "data": rows.ravel().tolist(),
+                }
+            ]
+        }
         r = httpx.post(f"{server.url}/v2/models/held/infer", json=body, timeout=60)
         result["status"] = r.status_code
 
@@ -124,8 +150,9 @@ def test_grpc_carries_the_unit_and_names_the_variant(tmp_path: Path) -> None:
 
     home = tmp_path / "ab-home"
     client = Client(Settings(home=home))
-    client.log_model(serving_models.row_sums, trust=True,
-                     name="live", input_example=X, alias="champion")
+    client.log_model(
+        serving_models.row_sums, trust=True, name="live", input_example=X, alias="champion"
+    )
     client.log_model(serving_models.times_ten, trust=True, name="live", input_example=X)
     client.create_experiment("ab", "live", {"a": (1, 50.0), "b": (2, 50.0)})
     client.experiment_action("ab", "start")
@@ -134,8 +161,11 @@ def test_grpc_carries_the_unit_and_names_the_variant(tmp_path: Path) -> None:
     try:
         expected = {}
         for i in range(8):
-            r = httpx.post(f"{server.url}/predict", timeout=10,
-                           json={"model": "live", "inputs": X[:1].tolist(), "unit_id": f"g{i}"})
+            r = httpx.post(
+                f"{server.url}/predict",
+                timeout=10,
+                json={"model": "live", "inputs": X[:1].tolist(), "unit_id": f"g{i}"},
+            )
             assert r.status_code == 200, r.text
             expected[f"g{i}"] = (r.json()["variant"], r.json()["version"])
         assert {v for v, _ in expected.values()} == {"a", "b"}
@@ -168,8 +198,11 @@ def test_inline_model_answers_one_client_and_many_alike(home: Path) -> None:
 
             def call(i: int) -> httpx.Response:
                 data = X[i].tolist() if i != 13 else [None] * 5
-                body = {"inputs": [{"name": "input-0", "shape": [1, 5], "datatype": "FP64",
-                                    "data": data}]}
+                body = {
+                    "inputs": [
+                        {"name": "input-0", "shape": [1, 5], "datatype": "FP64", "data": data}
+                    ]
+                }
                 return http.post("/v2/models/fraud/infer", json=body)
 
             with ThreadPoolExecutor(16) as pool:

@@ -57,8 +57,9 @@ def router_of(http: httpx.AsyncClient) -> TrafficRouter:
 @pytest.fixture
 def models(client: Client) -> Client:
     """``live``: v1 row sums (champion), v2 row sums × 10, v3 row sums again; all gated."""
-    client.log_model(serving_models.row_sums, trust=True,
-                     name="live", input_example=X, alias="champion")
+    client.log_model(
+        serving_models.row_sums, trust=True, name="live", input_example=X, alias="champion"
+    )
     client.log_model(serving_models.times_ten, trust=True, name="live", input_example=X)
     client.log_model(serving_models.row_sums, trust=True, name="live", input_example=X)
     for v in (1, 2, 3):
@@ -217,8 +218,9 @@ class TestCounters:
     async def test_server_failures_count_as_errors_of_their_arm(
         self, platform: Platform, client: Client
     ) -> None:
-        client.log_model(serving_models.row_sums, trust=True,
-                         name="flaky", input_example=X, alias="champion")
+        client.log_model(
+            serving_models.row_sums, trust=True, name="flaky", input_example=X, alias="champion"
+        )
         client.log_model(serving_models.always_fails, trust=True, name="flaky", input_example=X)
         for v in (1, 2):
             client.record_gate_result("flaky", v, passed=True)

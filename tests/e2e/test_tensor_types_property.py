@@ -41,17 +41,34 @@ from tests.e2e.harness import Server
 
 Array = np.ndarray[Any, Any]
 HEADER = "Inference-Header-Content-Length"
-NUMERIC = ["float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
-           "uint32", "uint64", "bool"]
+NUMERIC = [
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "bool",
+]
 KINDS = [*NUMERIC, "string", "category", "int_category"]
 #: OIP datatype → (numpy dtype, gRPC typed contents field)
 WIRE: dict[str, tuple[str, str]] = {
-    "BOOL": ("bool", "bool_contents"), "INT8": ("int8", "int_contents"),
-    "INT16": ("int16", "int_contents"), "INT32": ("int32", "int_contents"),
-    "INT64": ("int64", "int64_contents"), "UINT8": ("uint8", "uint_contents"),
-    "UINT16": ("uint16", "uint_contents"), "UINT32": ("uint32", "uint_contents"),
-    "UINT64": ("uint64", "uint64_contents"), "FP32": ("float32", "fp32_contents"),
-    "FP64": ("float64", "fp64_contents"), "BYTES": ("object", "bytes_contents"),
+    "BOOL": ("bool", "bool_contents"),
+    "INT8": ("int8", "int_contents"),
+    "INT16": ("int16", "int_contents"),
+    "INT32": ("int32", "int_contents"),
+    "INT64": ("int64", "int64_contents"),
+    "UINT8": ("uint8", "uint_contents"),
+    "UINT16": ("uint16", "uint_contents"),
+    "UINT32": ("uint32", "uint_contents"),
+    "UINT64": ("uint64", "uint64_contents"),
+    "FP32": ("float32", "fp32_contents"),
+    "FP64": ("float64", "fp64_contents"),
+    "BYTES": ("object", "bytes_contents"),
 }
 WORDS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=6)
 
@@ -99,8 +116,9 @@ class Case:
             name = f"c{i}_{kind}"
             if kind == "string":
                 pool = [*self.words, "\u00abnever seen\u00bb"] if unseen else self.words
-                columns[name] = pd.Series(rng.choice(np.asarray(pool, dtype=object), n),
-                                          dtype=object)
+                columns[name] = pd.Series(
+                    rng.choice(np.asarray(pool, dtype=object), n), dtype=object
+                )
             elif kind == "category":
                 values = rng.choice(np.asarray(self.words, dtype=object), n)
                 columns[name] = pd.Categorical(values, categories=self.words)
@@ -117,16 +135,20 @@ class Case:
         return pd.DataFrame(columns)
 
     def pipeline(self, frame: pd.DataFrame) -> Pipeline:
-        text = [c for c, k in zip(frame.columns, self.kinds, strict=True)
-                if k in ("string", "category", "int_category")]
+        text = [
+            c
+            for c, k in zip(frame.columns, self.kinds, strict=True)
+            if k in ("string", "category", "int_category")
+        ]
         numbers = [c for c in frame.columns if c not in text]
         steps = []
         if text:
             steps.append(("onehot", OneHotEncoder(handle_unknown="ignore"), text))
         if numbers:
             steps.append(("scale", StandardScaler(), numbers))
-        return Pipeline([("columns", ColumnTransformer(steps)),
-                         ("model", LogisticRegression(max_iter=300))])
+        return Pipeline(
+            [("columns", ColumnTransformer(steps)), ("model", LogisticRegression(max_iter=300))]
+        )
 
 
 @st.composite
@@ -185,20 +207,27 @@ def raw_bytes(datatype: str, values: Array) -> bytes:
 def from_raw(datatype: str, shape: list[int], data: bytes) -> Array:
     if datatype != "BYTES":
         return np.frombuffer(data, dtype=np.dtype(WIRE[datatype][0]).newbyteorder("<")).reshape(
-            shape)
+            shape
+        )
     items, pos = [], 0
     while pos < len(data):
-        size = int.from_bytes(data[pos:pos + 4], "little")
-        items.append(data[pos + 4:pos + 4 + size].decode())
+        size = int.from_bytes(data[pos : pos + 4], "little")
+        items.append(data[pos + 4 : pos + 4 + size].decode())
         pos += 4 + size
     return np.asarray(items, dtype=object).reshape(shape)
 
 
 def rest_json(url: str, name: str, rows: pd.DataFrame) -> dict[str, Array]:
     """No ``outputs`` in the request: every output of the model comes back (OIP)."""
-    inputs = [{"name": n, "datatype": dt, "shape": [len(v)],
-               "data": [str(x) for x in v] if dt == "BYTES" else v.tolist()}
-              for n, dt, v in wire_columns(url, name, rows)]
+    inputs = [
+        {
+            "name": n,
+            "datatype": dt,
+            "shape": [len(v)],
+            "data": [str(x) for x in v] if dt == "BYTES" else v.tolist(),
+        }
+        for n, dt, v in wire_columns(url, name, rows)
+    ]
     r = httpx.post(f"{url}/v2/models/{name}/infer", json={"inputs": inputs}, timeout=30)
     assert r.status_code == 200, r.text
     return {o["name"]: from_json(o) for o in r.json()["outputs"]}
@@ -213,26 +242,43 @@ def rest_binary(url: str, name: str, rows: pd.DataFrame) -> dict[str, Array]:
     inputs, chunks = [], []
     for n, dt, values in wire_columns(url, name, rows):
         chunk = raw_bytes(dt, values)
-        inputs.append({"name": n, "datatype": dt, "shape": [len(values)],
-                       "parameters": {"binary_data_size": len(chunk)}})
+        inputs.append(
+            {
+                "name": n,
+                "datatype": dt,
+                "shape": [len(values)],
+                "parameters": {"binary_data_size": len(chunk)},
+            }
+        )
         chunks.append(chunk)
-    header = orjson.dumps({"inputs": inputs, "outputs": [
-        {"name": "predict", "parameters": {"binary_data": True}},
-        {"name": "predict_proba", "parameters": {"binary_data": True}}]})
-    r = httpx.post(f"{url}/v2/models/{name}/infer", content=header + b"".join(chunks),
-                   headers={HEADER: str(len(header))}, timeout=30)
+    header = orjson.dumps(
+        {
+            "inputs": inputs,
+            "outputs": [
+                {"name": "predict", "parameters": {"binary_data": True}},
+                {"name": "predict_proba", "parameters": {"binary_data": True}},
+            ],
+        }
+    )
+    r = httpx.post(
+        f"{url}/v2/models/{name}/infer",
+        content=header + b"".join(chunks),
+        headers={HEADER: str(len(header))},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     length = int(r.headers[HEADER])
     doc, pos, got = orjson.loads(r.content[:length]), length, {}
     for out in doc["outputs"]:
         size = out["parameters"]["binary_data_size"]
-        got[out["name"]] = from_raw(out["datatype"], out["shape"], r.content[pos:pos + size])
+        got[out["name"]] = from_raw(out["datatype"], out["shape"], r.content[pos : pos + size])
         pos += size
     return got
 
 
-def grpc_infer(stub: pb_grpc.GRPCInferenceServiceStub, url: str, name: str, rows: pd.DataFrame,
-               *, raw: bool) -> dict[str, Array]:
+def grpc_infer(
+    stub: pb_grpc.GRPCInferenceServiceStub, url: str, name: str, rows: pd.DataFrame, *, raw: bool
+) -> dict[str, Array]:
     tensors, raws = [], []
     for n, dt, values in wire_columns(url, name, rows):
         tensor = pb.ModelInferRequest.InferInputTensor(name=n, datatype=dt, shape=[len(values)])
@@ -243,8 +289,9 @@ def grpc_infer(stub: pb_grpc.GRPCInferenceServiceStub, url: str, name: str, rows
         else:
             getattr(tensor.contents, WIRE[dt][1]).extend(values.tolist())
         tensors.append(tensor)
-    reply = stub.ModelInfer(pb.ModelInferRequest(model_name=name, inputs=tensors,
-                                                 raw_input_contents=raws), timeout=30)
+    reply = stub.ModelInfer(
+        pb.ModelInferRequest(model_name=name, inputs=tensors, raw_input_contents=raws), timeout=30
+    )
     got = {}
     for i, out in enumerate(reply.outputs):
         if reply.raw_output_contents:
@@ -253,23 +300,30 @@ def grpc_infer(stub: pb_grpc.GRPCInferenceServiceStub, url: str, name: str, rows
             values = list(getattr(out.contents, WIRE[out.datatype][1]))
             if out.datatype == "BYTES":
                 values = [v.decode() for v in values]
-            got[out.name] = np.asarray(values, dtype=WIRE[out.datatype][0]).reshape(
-                list(out.shape))
+            got[out.name] = np.asarray(values, dtype=WIRE[out.datatype][0]).reshape(list(out.shape))
     return got
 
 
-def plain_predict(url: str, name: str, rows: pd.DataFrame, proba: np.dtype[Any]
-                  ) -> dict[str, Array]:
+def plain_predict(
+    url: str, name: str, rows: pd.DataFrame, proba: np.dtype[Any]
+) -> dict[str, Array]:
     """Plain JSON numbers: probabilities read back in the model's dtype (float32 is written
     as the shortest float32)."""
     records = rows.astype(object).to_dict("records")
-    r = httpx.post(f"{url}/predict", timeout=30, content=orjson.dumps(
-        {"model": name, "inputs": records, "outputs": ["predict_proba"]},
-        option=orjson.OPT_SERIALIZE_NUMPY))
+    r = httpx.post(
+        f"{url}/predict",
+        timeout=30,
+        content=orjson.dumps(
+            {"model": name, "inputs": records, "outputs": ["predict_proba"]},
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        ),
+    )
     assert r.status_code == 200, r.text
     body = r.json()
-    return {"predict": np.asarray(body["predictions"]),
-            "predict_proba": np.asarray(body["predict_proba"], dtype=proba)}
+    return {
+        "predict": np.asarray(body["predictions"]),
+        "predict_proba": np.asarray(body["predict_proba"], dtype=proba),
+    }
 
 
 def triton(url: str, name: str, rows: pd.DataFrame, *, binary: bool) -> dict[str, Array]:
@@ -282,17 +336,23 @@ def triton(url: str, name: str, rows: pd.DataFrame, *, binary: bool) -> dict[str
             tensor = triton_http.InferInput(n, [len(values)], dt)
             tensor.set_data_from_numpy(values, binary_data=binary)
             inputs.append(tensor)
-        outputs = None if not binary else [
-            triton_http.InferRequestedOutput("predict", binary_data=True),
-            triton_http.InferRequestedOutput("predict_proba", binary_data=True)]
+        outputs = (
+            None
+            if not binary
+            else [
+                triton_http.InferRequestedOutput("predict", binary_data=True),
+                triton_http.InferRequestedOutput("predict_proba", binary_data=True),
+            ]
+        )
         result = client.infer(name, inputs, outputs=outputs)
         got = {}
         for out in ("predict", "predict_proba"):
             value = result.as_numpy(out)
             assert value is not None, f"Triton's client got no {out}"
             if value.dtype == object:
-                value = np.asarray([v.decode() if isinstance(v, bytes) else v for v in value],
-                                   dtype=object)
+                value = np.asarray(
+                    [v.decode() if isinstance(v, bytes) else v for v in value], dtype=object
+                )
             got[out] = value
         return got
     finally:
@@ -307,12 +367,19 @@ def assert_same(got: dict[str, Array], predict: Array, proba: Array, where: str)
 
 
 # -- the property ---------------------------------------------------------------------------
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(case=cases(), grpc_raw=st.booleans(), triton_binary=st.booleans())
 def test_every_entry_point_answers_what_load_model_answers(
-    registry: Client, server: Server, stub: pb_grpc.GRPCInferenceServiceStub,
-    case: Case, grpc_raw: bool, triton_binary: bool,
+    registry: Client,
+    server: Server,
+    stub: pb_grpc.GRPCInferenceServiceStub,
+    case: Case,
+    grpc_raw: bool,
+    triton_binary: bool,
 ) -> None:
     name, rows = register(registry, case)
     loaded = registry.load_model(name)
@@ -326,8 +393,15 @@ def test_every_entry_point_answers_what_load_model_answers(
 
 
 def test_string_labels_come_back_through_predict(registry: Client, server: Server) -> None:
-    case = Case(kinds=["string", "int8"], words=["a", "b"], str_labels=True, classes=3, rows=3,
-                seed=3, unseen=False)
+    case = Case(
+        kinds=["string", "int8"],
+        words=["a", "b"],
+        str_labels=True,
+        classes=3,
+        rows=3,
+        seed=3,
+        unseen=False,
+    )
     name, rows = register(registry, case)
     loaded = registry.load_model(name)
     predict, proba = loaded.predict(rows), loaded.predict_proba(rows)
@@ -339,8 +413,15 @@ def test_a_string_column_is_one_hot_encoded_as_trained_over_oip(
     registry: Client, server: Server, stub: pb_grpc.GRPCInferenceServiceStub
 ) -> None:
     """The issue's case: a country column answered through ``load_model`` and not over OIP."""
-    case = Case(kinds=["string", "float64"], words=["FR", "DE", "US"], str_labels=False,
-                classes=2, rows=6, seed=7, unseen=False)
+    case = Case(
+        kinds=["string", "float64"],
+        words=["FR", "DE", "US"],
+        str_labels=False,
+        classes=2,
+        rows=6,
+        seed=7,
+        unseen=False,
+    )
     rng = np.random.default_rng(0)
     train = case.frame(200, rng)
     y = (train["c0_string"] == "FR").astype(int).to_numpy()
@@ -361,20 +442,41 @@ def test_invalid_utf8_is_422_naming_the_tensor_on_every_protocol(
         test_a_string_column_is_one_hot_encoded_as_trained_over_oip(registry, server, stub)
     bad = b"\xffR"
     chunk = len(bad).to_bytes(4, "little") + bad
-    header = orjson.dumps({"inputs": [
-        {"name": "c0_string", "datatype": "BYTES", "shape": [1],
-         "parameters": {"binary_data_size": len(chunk)}},
-        {"name": "c1_float64", "datatype": "FP64", "shape": [1], "data": [0.0]}]})
-    r = httpx.post(f"{server.url}/v2/models/countries/infer", content=header + chunk,
-                   headers={HEADER: str(len(header))}, timeout=30)
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "c0_string",
+                    "datatype": "BYTES",
+                    "shape": [1],
+                    "parameters": {"binary_data_size": len(chunk)},
+                },
+                {"name": "c1_float64", "datatype": "FP64", "shape": [1], "data": [0.0]},
+            ]
+        }
+    )
+    r = httpx.post(
+        f"{server.url}/v2/models/countries/infer",
+        content=header + chunk,
+        headers={HEADER: str(len(header))},
+        timeout=30,
+    )
     assert r.status_code == 422, r.text
     assert "c0_string" in r.json()["error"]
-    tensors = [pb.ModelInferRequest.InferInputTensor(
-                   name="c0_string", datatype="BYTES", shape=[1],
-                   contents=pb.InferTensorContents(bytes_contents=[bad])),
-               pb.ModelInferRequest.InferInputTensor(
-                   name="c1_float64", datatype="FP64", shape=[1],
-                   contents=pb.InferTensorContents(fp64_contents=[0.0]))]
+    tensors = [
+        pb.ModelInferRequest.InferInputTensor(
+            name="c0_string",
+            datatype="BYTES",
+            shape=[1],
+            contents=pb.InferTensorContents(bytes_contents=[bad]),
+        ),
+        pb.ModelInferRequest.InferInputTensor(
+            name="c1_float64",
+            datatype="FP64",
+            shape=[1],
+            contents=pb.InferTensorContents(fp64_contents=[0.0]),
+        ),
+    ]
     with pytest.raises(grpc.RpcError) as info:
         stub.ModelInfer(pb.ModelInferRequest(model_name="countries", inputs=tensors), timeout=30)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT

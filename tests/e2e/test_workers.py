@@ -23,7 +23,6 @@ from tests.e2e.harness import DEADLINE_S, free_port, wait_for
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 
-
 def alive(pid: int) -> bool:
     """Running (a zombie nobody reaped yet counts as gone: it holds no socket)."""
     try:
@@ -59,10 +58,23 @@ class Serve:
         self.log = self.log_path.open("wb")
         self.workers: list[int] = []  # killed at teardown, wherever they were reparented
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(port),
-             "--grpc-port", str(grpc_port), "--no-access-log", "--no-prediction-log",
-             "--no-controller", *args],
-            env=env, stdout=subprocess.DEVNULL, stderr=self.log,
+            [
+                sys.executable,
+                "-m",
+                "modelplane.cli.main",
+                "serve",
+                "--port",
+                str(port),
+                "--grpc-port",
+                str(grpc_port),
+                "--no-access-log",
+                "--no-prediction-log",
+                "--no-controller",
+                *args,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
         )
 
     def ready(self) -> bool:
@@ -125,9 +137,11 @@ class TestWorkersDieWithTheirServer:
 
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=DEADLINE_S)
-            assert pb_grpc.GRPCInferenceServiceStub(channel).ServerReady(
-                pb.ServerReadyRequest(), timeout=DEADLINE_S
-            ).ready
+            assert (
+                pb_grpc.GRPCInferenceServiceStub(channel)
+                .ServerReady(pb.ServerReadyRequest(), timeout=DEADLINE_S)
+                .ready
+            )
 
 
 class TestExitWithParent:
@@ -142,9 +156,12 @@ class TestExitWithParent:
             "threading.Event().wait()\n"
         )
         parent = subprocess.Popen(
-            [sys.executable, "-c",
-             f"import subprocess, sys, threading; subprocess.Popen([sys.executable, '-c', "
-             f"{child!r}]); threading.Event().wait()"],
+            [
+                sys.executable,
+                "-c",
+                f"import subprocess, sys, threading; subprocess.Popen([sys.executable, '-c', "
+                f"{child!r}]); threading.Event().wait()",
+            ],
         )
         try:
             wait_for(lambda: pid_file.exists() and pid_file.read_text().isdigit(), "the child")
@@ -167,9 +184,12 @@ class TestExitWithParent:
             "threading.Event().wait()\n"
         )
         parent = subprocess.Popen(
-            [sys.executable, "-c",
-             f"import subprocess, sys, threading; subprocess.Popen([sys.executable, '-c', "
-             f"{child!r}]); threading.Event().wait()"],
+            [
+                sys.executable,
+                "-c",
+                f"import subprocess, sys, threading; subprocess.Popen([sys.executable, '-c', "
+                f"{child!r}]); threading.Event().wait()",
+            ],
         )
         try:
             wait_for(lambda: pid_file.exists() and pid_file.read_text().isdigit(), "the child")

@@ -31,8 +31,6 @@ pytestmark = pytest.mark.anyio
 Array = np.ndarray[Any, Any]
 
 
-
-
 class FakeCore:
     """An InferenceCore that records its requests."""
 

@@ -68,8 +68,11 @@ class TestRegisterModel:
     def test_registered_model_is_readable_with_its_tags(self, mp: Client) -> None:
         mp.register_model("fraud", description="card fraud", tags={"team": "risk"})
         model = mp.get_model("fraud")
-        assert (model.name, model.description, model.tags) == ("fraud", "card fraud",
-                                                                {"team": "risk"})
+        assert (model.name, model.description, model.tags) == (
+            "fraud",
+            "card fraud",
+            {"team": "risk"},
+        )
         assert model.latest_version == 0
 
     @pytest.mark.parametrize(
@@ -111,8 +114,10 @@ class TestRegisterVersion:
         )
         register(
             db_platform,
-            signature={"inputs": [{"name": "input-0", "dtype": "float64", "shape": [-1, 3]}],
-                       "outputs": []},
+            signature={
+                "inputs": [{"name": "input-0", "dtype": "float64", "shape": [-1, 3]}],
+                "outputs": [],
+            },
             params={"C": "1.0"},
             metrics={"auc": 0.93},
             tags={"stage": "dev"},
@@ -126,8 +131,12 @@ class TestRegisterVersion:
         assert v.lineage == lineage
         assert v.signature is not None
         assert v.signature["inputs"][0]["shape"] == [-1, 3]
-        assert (v.status, v.flavor, v.digest, v.description) == ("ready", "sklearn", DIGEST,
-                                                                 "first")
+        assert (v.status, v.flavor, v.digest, v.description) == (
+            "ready",
+            "sklearn",
+            DIGEST,
+            "first",
+        )
 
     def test_unknown_model_is_refused_when_not_creating(self, db_platform: Platform) -> None:
         with pytest.raises(ModelNotFound):
@@ -150,8 +159,7 @@ class TestRegisterVersion:
 
 
 class TestAliases:
-    def test_alias_set_at_registration_resolves(self, db_platform: Platform,
-                                                mp: Client) -> None:
+    def test_alias_set_at_registration_resolves(self, db_platform: Platform, mp: Client) -> None:
         register(db_platform, aliases=("champion",))
         assert mp.resolve("models:/fraud@champion").version == 1
         assert mp.resolve("fraud@champion").aliases == ("champion",)
@@ -172,8 +180,7 @@ class TestAliases:
         with pytest.raises(AliasNotFound):
             mp.resolve("fraud@challenger")
 
-    def test_removing_unknown_alias_is_not_found(self, db_platform: Platform,
-                                                 mp: Client) -> None:
+    def test_removing_unknown_alias_is_not_found(self, db_platform: Platform, mp: Client) -> None:
         register(db_platform)
         with pytest.raises(AliasNotFound):
             mp.remove_alias("fraud", "ghost")
@@ -186,8 +193,7 @@ class TestAliases:
         with pytest.raises(InvalidName):
             mp.set_alias("fraud", alias, 1)
 
-    def test_alias_to_unknown_version_is_not_found(self, db_platform: Platform,
-                                                   mp: Client) -> None:
+    def test_alias_to_unknown_version_is_not_found(self, db_platform: Platform, mp: Client) -> None:
         register(db_platform)
         with pytest.raises(VersionNotFound):
             mp.set_alias("fraud", "champion", 9)
@@ -203,8 +209,7 @@ class TestAliases:
         assert mp.resolve("fraud@latest").version == 2
         assert mp.resolve("models:/fraud/2").version == 2
 
-    def test_archived_version_cannot_take_an_alias(self, db_platform: Platform,
-                                                   mp: Client) -> None:
+    def test_archived_version_cannot_take_an_alias(self, db_platform: Platform, mp: Client) -> None:
         register(db_platform)
         mp.archive_version("fraud", 1)
         with pytest.raises(Conflict):
@@ -221,16 +226,14 @@ class TestArchive:
         assert "champion" in info.value.message
         assert mp.get_version("fraud", 1).status == "ready"
 
-    def test_archived_version_is_skipped_by_latest(self, db_platform: Platform,
-                                                   mp: Client) -> None:
+    def test_archived_version_is_skipped_by_latest(self, db_platform: Platform, mp: Client) -> None:
         register(db_platform)
         register(db_platform)
         mp.archive_version("fraud", 2)
         assert mp.get_version("fraud", 2).status == "archived"
         assert mp.resolve("fraud").version == 1
 
-    def test_restore_makes_a_version_ready_again(self, db_platform: Platform,
-                                                 mp: Client) -> None:
+    def test_restore_makes_a_version_ready_again(self, db_platform: Platform, mp: Client) -> None:
         register(db_platform)
         mp.archive_version("fraud", 1)
         assert mp.restore_version("fraud", 1).status == "ready"
@@ -258,8 +261,7 @@ class TestTags:
         mp.delete_tag("fraud", "stage", version=1)
         assert mp.get_version("fraud", 1).tags == {}
 
-    def test_deleting_a_missing_tag_is_invalid(self, db_platform: Platform,
-                                               mp: Client) -> None:
+    def test_deleting_a_missing_tag_is_invalid(self, db_platform: Platform, mp: Client) -> None:
         register(db_platform)
         with pytest.raises(InvalidInput):
             mp.delete_tag("fraud", "nope")
@@ -271,14 +273,13 @@ class TestListAndSearch:
         for i in range(1, 31):
             register(
                 db_platform,
-                tags={"parity": "even" if i % 2 == 0 else "odd"} | ({"rare": "x"} if i == 7
-                                                                    else {}),
+                tags={"parity": "even" if i % 2 == 0 else "odd"}
+                | ({"rare": "x"} if i == 7 else {}),
                 metrics={"auc": i / 100},
             )
         return db_platform
 
-    def test_pages_cover_every_version_once_newest_first(self, many: Platform,
-                                                         mp: Client) -> None:
+    def test_pages_cover_every_version_once_newest_first(self, many: Platform, mp: Client) -> None:
         seen: list[int] = []
         cursor = None
         while True:
@@ -298,8 +299,7 @@ class TestListAndSearch:
     def test_tag_filter_pages(self, many: Platform, mp: Client) -> None:
         page = mp.list_versions("fraud", tags={"parity": "even"}, limit=10)
         assert [v.version for v in page.items] == list(range(30, 10, -2))
-        rest = mp.list_versions("fraud", tags={"parity": "even"}, limit=10,
-                                cursor=page.next_cursor)
+        rest = mp.list_versions("fraud", tags={"parity": "even"}, limit=10, cursor=page.next_cursor)
         assert [v.version for v in rest.items] == list(range(10, 0, -2))
         assert rest.next_cursor is None
 
@@ -323,8 +323,7 @@ class TestListAndSearch:
     def test_models_by_prefix_and_tag(self, db_platform: Platform, mp: Client) -> None:
         for name in ["fraud", "fraud-eu", "churn"]:
             mp.register_model(name, tags={"team": "risk" if "fraud" in name else "growth"})
-        assert [m.name for m in mp.list_models(name_prefix="fraud").items] == ["fraud",
-                                                                               "fraud-eu"]
+        assert [m.name for m in mp.list_models(name_prefix="fraud").items] == ["fraud", "fraud-eu"]
         assert [m.name for m in mp.list_models(tags={"team": "growth"}).items] == ["churn"]
         first = mp.list_models(limit=2)
         assert [m.name for m in first.items] == ["churn", "fraud"]
@@ -349,8 +348,9 @@ class TestListAndSearch:
 
 
 class TestOutbox:
-    def test_each_command_writes_its_events_in_order(self, db_platform: Platform,
-                                                     mp: Client) -> None:
+    def test_each_command_writes_its_events_in_order(
+        self, db_platform: Platform, mp: Client
+    ) -> None:
         mp.register_model("fraud", tags={"team": "risk"})
         register(db_platform, aliases=("champion",))
         register(db_platform)
@@ -533,8 +533,12 @@ def test_archive_and_alias_racing_never_leave_an_alias_on_an_archived_version(
             number = register(db_platform, model="race").version
             barrier = manager.Barrier(2)
             alias, archive = pool.starmap(
-                _alias_then, [(any_db_url, str(home), "alias", number, barrier),
-                              (any_db_url, str(home), "archive", number, barrier)])
+                _alias_then,
+                [
+                    (any_db_url, str(home), "alias", number, barrier),
+                    (any_db_url, str(home), "archive", number, barrier),
+                ],
+            )
             assert (alias, archive) in {("ok", "VersionInUse"), ("Conflict", "ok")}
             version = mp.get_version("race", number)
             aliases = mp.get_model("race").aliases
@@ -555,11 +559,13 @@ class TestGateResults:
         mp.record_gate_result("fraud", 2, passed=False, checks={"holdout": False}, forced=True)
         assert mp.get_version("fraud", 2).tags["modelplane.gate"] == "forced"
         events = mp.list_events(type="GateEvaluated").items
-        assert [(e.payload["version"], e.payload["passed"], e.payload["forced"]) for e in events] \
-            == [(1, True, False), (2, False, False), (2, False, True)]
+        assert [
+            (e.payload["version"], e.payload["passed"], e.payload["forced"]) for e in events
+        ] == [(1, True, False), (2, False, False), (2, False, True)]
 
-    def test_users_cannot_fake_a_gate_result_with_a_tag(self, db_platform: Platform,
-                                                       mp: Client) -> None:
+    def test_users_cannot_fake_a_gate_result_with_a_tag(
+        self, db_platform: Platform, mp: Client
+    ) -> None:
         register(db_platform)
         with pytest.raises(InvalidInput):
             mp.set_tag("fraud", "modelplane.gate", "passed", version=1)

@@ -22,8 +22,6 @@ from modelplane.serving.batcher import Batcher
 pytestmark = pytest.mark.anyio
 
 
-
-
 def rows_of(batch: Any) -> int:
     if isinstance(batch, dict):
         return len(next(iter(batch.values())))

@@ -68,8 +68,12 @@ def test_events_reach_every_handler_after_the_command() -> None:
     bus = MessageBus(
         FakeUnitOfWork,
         {Ping: handle},
-        {Pinged: [lambda e, uow: seen.append("a:" + e.model),
-                  lambda e, uow: seen.append("b:" + e.model)]},
+        {
+            Pinged: [
+                lambda e, uow: seen.append("a:" + e.model),
+                lambda e, uow: seen.append("b:" + e.model),
+            ]
+        },
     )
     bus.handle(Ping("m"))
     assert seen == ["a:m", "b:m"]
@@ -84,8 +88,9 @@ def test_failing_event_handler_does_not_stop_the_others() -> None:
     def handle(cmd: Ping, uow: Any) -> None:
         uow.events.append(Pinged(model="m"))
 
-    bus = MessageBus(FakeUnitOfWork, {Ping: handle},
-                     {Pinged: [bad, lambda e, uow: seen.append("ok")]})
+    bus = MessageBus(
+        FakeUnitOfWork, {Ping: handle}, {Pinged: [bad, lambda e, uow: seen.append("ok")]}
+    )
     bus.handle(Ping("x"))
     assert seen == ["ok"]
 

@@ -82,12 +82,20 @@ class TestServeFlag:
         from modelplane.cli.main import app
 
         seen: dict[str, str] = {}
-        for var in ("MODELPLANE_SERVE_OPTIONS", "MODELPLANE_HOME", "OMP_NUM_THREADS",
-                    "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in (
+            "MODELPLANE_SERVE_OPTIONS",
+            "MODELPLANE_HOME",
+            "OMP_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "MKL_NUM_THREADS",
+        ):
             monkeypatch.delenv(var, raising=False)  # restored after the test
         monkeypatch.setattr(signal, "signal", lambda *a: None)
-        monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.update(
-            options=os.environ["MODELPLANE_SERVE_OPTIONS"]))
+        monkeypatch.setattr(
+            uvicorn,
+            "run",
+            lambda *a, **k: seen.update(options=os.environ["MODELPLANE_SERVE_OPTIONS"]),
+        )
         result = CliRunner().invoke(app, ["--home", str(tmp_path), "serve", *args])
         return result, seen
 

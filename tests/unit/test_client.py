@@ -40,16 +40,17 @@ class TestLogAndLoad:
     def test_logged_model_loads_by_alias_and_predicts_the_same(
         self, client: Client, fitted: LogisticRegression
     ) -> None:
-        version = client.log_model(fitted, name="fraud", input_example=X, alias="champion",
-                                   metrics={"auc": 0.9})
-        assert (version.version, version.flavor, version.aliases) == (1, "sklearn",
-                                                                      ("champion",))
+        version = client.log_model(
+            fitted, name="fraud", input_example=X, alias="champion", metrics={"auc": 0.9}
+        )
+        assert (version.version, version.flavor, version.aliases) == (1, "sklearn", ("champion",))
         loaded = client.load_model("models:/fraud@champion")
         np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
         np.testing.assert_allclose(loaded.predict_proba(X), fitted.predict_proba(X))
 
-    def test_signature_from_a_2d_array_is_one_tensor(self, client: Client,
-                                                     fitted: LogisticRegression) -> None:
+    def test_signature_from_a_2d_array_is_one_tensor(
+        self, client: Client, fitted: LogisticRegression
+    ) -> None:
         version = client.log_model(fitted, name="fraud", input_example=X)
         assert version.signature is not None
         assert version.signature["inputs"] == [
@@ -83,15 +84,18 @@ class TestLogAndLoad:
             loaded.predict(frame.drop(columns=["hour"]))
         assert info.value.field == "hour"
 
-    def test_lineage_params_and_tags_are_kept(self, client: Client,
-                                              fitted: LogisticRegression) -> None:
+    def test_lineage_params_and_tags_are_kept(
+        self, client: Client, fitted: LogisticRegression
+    ) -> None:
         v = client.log_model(
             fitted,
             name="fraud",
             params={"C": 1.0},
             tags={"team": "risk"},
-            lineage={"data_sources": [{"uri": "file:///tx.parquet", "hash": "sha256:00"}],
-                     "code_commit": "abc123"},
+            lineage={
+                "data_sources": [{"uri": "file:///tx.parquet", "hash": "sha256:00"}],
+                "code_commit": "abc123",
+            },
         )
         got = client.get_version("fraud", v.version)
         assert got.params == {"C": "1.0"}
@@ -148,8 +152,7 @@ class TestArtifactSafety:
         stored = client.get_version("fraud", 1)
         assert (stored.trusted_by, stored.trusted_at) == (v.trusted_by, v.trusted_at)
         assert stored.to_dict()["trusted_by"] == v.trusted_by
-        registered = [e for e in client.list_events().items
-                      if e.type == "ModelVersionRegistered"]
+        registered = [e for e in client.list_events().items if e.type == "ModelVersionRegistered"]
         assert registered[0].payload["trusted_by"] == v.trusted_by
         # Loading honours the record; an explicit trust=False still refuses.
         np.testing.assert_array_equal(client.load_model("fraud").predict(X), fitted.predict(X))
@@ -186,8 +189,7 @@ class TestArtifactSafety:
 
 
 class TestTokens:
-    def test_token_secret_is_shown_once_and_only_its_hash_stored(self,
-                                                                 platform: Platform) -> None:
+    def test_token_secret_is_shown_once_and_only_its_hash_stored(self, platform: Platform) -> None:
         created = platform.bus.handle(CreateToken(name="ci", scope="write"))
         assert created.secret.startswith("mp_")
         listed = platform.tokens.list_tokens()
@@ -202,8 +204,7 @@ class TestTokens:
         with pytest.raises(Forbidden):
             platform.tokens.authenticate(write, "admin")
 
-    def test_missing_wrong_and_revoked_tokens_are_unauthorized(self,
-                                                               platform: Platform) -> None:
+    def test_missing_wrong_and_revoked_tokens_are_unauthorized(self, platform: Platform) -> None:
         created = platform.bus.handle(CreateToken(name="w", scope="admin"))
         with pytest.raises(Unauthorized):
             platform.tokens.authenticate(None, "read")
@@ -237,8 +238,9 @@ class TestOnnxSignature:
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
         y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])
         w = helper.make_tensor("w", TensorProto.FLOAT, [3, 1], [1, 2, 3])
-        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [x], [y],
-                                  [w])
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [x], [y], [w]
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 9
         version = client.log_model(model, name="onx")

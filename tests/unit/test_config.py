@@ -17,8 +17,9 @@ class TestSettings:
         assert s.resolved_db_url.endswith(".modelplane/modelplane.db")
         assert s.resolved_artifacts.endswith(".modelplane/artifacts")
 
-    def test_environment_variables_are_read(self, monkeypatch: pytest.MonkeyPatch,
-                                            tmp_path: Path) -> None:
+    def test_environment_variables_are_read(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
         monkeypatch.setenv("MODELPLANE_HOME", str(tmp_path / "h"))
         monkeypatch.setenv("MODELPLANE_DB_URL", "postgresql+psycopg://u@h/db")
         monkeypatch.setenv("MODELPLANE_ARTIFACTS", "s3://bucket/models")
@@ -37,14 +38,14 @@ class TestSettings:
         (tmp_path / "modelplane.toml").write_text('[modelplane]\nartifacts = "memory://x"\n')
         assert Settings().resolved_artifacts == "memory://x"
 
-    def test_environment_beats_toml(self, monkeypatch: pytest.MonkeyPatch,
-                                    tmp_path: Path) -> None:
+    def test_environment_beats_toml(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         (tmp_path / "modelplane.toml").write_text('home = "/from/toml"\n')
         monkeypatch.setenv("MODELPLANE_HOME", "/from/env")
         assert Settings().home == Path("/from/env")
 
-    def test_explicit_config_file_must_exist(self, monkeypatch: pytest.MonkeyPatch,
-                                             tmp_path: Path) -> None:
+    def test_explicit_config_file_must_exist(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
         monkeypatch.setenv("MODELPLANE_CONFIG", str(tmp_path / "missing.toml"))
         with pytest.raises(FileNotFoundError):
             Settings()

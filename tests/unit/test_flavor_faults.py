@@ -68,15 +68,16 @@ class TestStridedOutputsOnEveryEncoder:
 
     def test_oip_binary(self, case: str) -> None:
         array = strided()[case]
-        body, headers = oip.encode_infer_response(result(array), model_name="m",
-                                                  binary_outputs=True)
+        body, headers = oip.encode_infer_response(
+            result(array), model_name="m", binary_outputs=True
+        )
         length = int(headers[oip.HEADER_LENGTH])
         out = orjson.loads(body[:length])["outputs"][0]
-        back = oip.decode_raw_tensor(body[length:], out["datatype"], out["shape"], name="out",
-                                     field="out")
+        back = oip.decode_raw_tensor(
+            body[length:], out["datatype"], out["shape"], name="out", field="out"
+        )
         if back.dtype == object:
-            back = np.asarray([v.decode() for v in back.ravel()], dtype=object).reshape(
-                back.shape)
+            back = np.asarray([v.decode() for v in back.ravel()], dtype=object).reshape(back.shape)
         assert back.tolist() == array.tolist()
 
     @pytest.mark.parametrize("raw", [False, True])
@@ -86,8 +87,9 @@ class TestStridedOutputsOnEveryEncoder:
         out = reply.outputs[0]
         assert list(out.shape) == list(array.shape)
         if reply.raw_output_contents:
-            back = oip.decode_raw_tensor(reply.raw_output_contents[0], out.datatype,
-                                         list(out.shape), name="out", field="out")
+            back = oip.decode_raw_tensor(
+                reply.raw_output_contents[0], out.datatype, list(out.shape), name="out", field="out"
+            )
             flat = [v.decode() if isinstance(v, bytes) else v for v in back.ravel().tolist()]
         else:
             field = out.contents.ListFields()[0][1]
@@ -118,8 +120,7 @@ class TestStridedOutputsOnEveryEncoder:
             assert value.dtype.isnative
             assert value.tolist() == array.tolist()
             # what /predict answers with; object arrays (string labels) need the fallback
-            doc = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY,
-                               default=oip.json_default)
+            doc = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY, default=oip.json_default)
             assert np.asarray(orjson.loads(doc), dtype=value.dtype).tolist() == array.tolist()
             if value.dtype != object:
                 assert orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY) == doc
@@ -144,10 +145,12 @@ CITIES = ["Paris", "Lyon", "Nice", "Brest"]
 
 def city_frame(n: int, seed: int = 0) -> tuple[pd.DataFrame, Array]:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "city": pd.Categorical(rng.choice(CITIES, n), categories=CITIES),
-        "amount": rng.normal(size=n),
-    })
+    frame = pd.DataFrame(
+        {
+            "city": pd.Categorical(rng.choice(CITIES, n), categories=CITIES),
+            "amount": rng.normal(size=n),
+        }
+    )
     y = ((frame["city"] == "Nice") | (frame["amount"] > 1)).astype(int).to_numpy()
     return frame, y
 
@@ -155,8 +158,9 @@ def city_frame(n: int, seed: int = 0) -> tuple[pd.DataFrame, Array]:
 def categorical_models() -> list[Any]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    models: list[Any] = [HistGradientBoostingClassifier(categorical_features="from_dtype",
-                                                         max_iter=20)]
+    models: list[Any] = [
+        HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=20)
+    ]
     try:
         import lightgbm as lgb
     except ImportError:
@@ -171,7 +175,11 @@ class TestCategoricalFlavors:
         version = client.log_model(model.fit(frame, y), name="cities", input_example=frame)
         assert version.signature is not None
         assert version.signature["inputs"][0] == {
-            "name": "city", "dtype": "string", "shape": [-1], "categories": CITIES}
+            "name": "city",
+            "dtype": "string",
+            "shape": [-1],
+            "categories": CITIES,
+        }
 
     @pytest.mark.parametrize("given", ["strings", "bytes", "categories_reordered"])
     def test_load_model_answers_as_the_fitted_model(
@@ -235,9 +243,16 @@ def make_path(kind: str, tmp_path: Path) -> Path:
     return path
 
 
-BAD_KINDS = ["empty_dir", "dir_with_two_files", "dir_with_only_a_subdir",
-             "dir_with_only_hidden_files", "fifo", "dir_with_a_fifo",
-             "dir_with_a_dangling_symlink", "socket"]
+BAD_KINDS = [
+    "empty_dir",
+    "dir_with_two_files",
+    "dir_with_only_a_subdir",
+    "dir_with_only_hidden_files",
+    "fifo",
+    "dir_with_a_fifo",
+    "dir_with_a_dangling_symlink",
+    "socket",
+]
 
 
 class TestModelPaths:
@@ -281,8 +296,9 @@ class TestModelPaths:
         from modelplane.cli.main import app
 
         path = make_path(kind, tmp_path)
-        result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "models",
-                                          "register", "fraud", str(path)])
+        result = CliRunner().invoke(
+            app, ["--home", str(tmp_path / "home"), "models", "register", "fraud", str(path)]
+        )
         assert result.exit_code == 2, result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
         lines = [line for line in result.output.splitlines() if line.strip()]

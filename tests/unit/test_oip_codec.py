@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelplane.core.signature import DTYPES
 from modelplane.errors import InvalidInput, MalformedRequest, ModelplaneError
-from modelplane.registry.signature import DTYPES
 from modelplane.serving import oip
 from modelplane.serving.types import InferResult, ModelInfo, TensorMeta
 

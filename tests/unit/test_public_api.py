@@ -56,7 +56,9 @@ def _commands() -> list[type[Command]]:
         found += [
             obj
             for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, Command) and obj is not Command
+            if isinstance(obj, type)
+            and issubclass(obj, Command)
+            and obj is not Command
             and obj.__module__ == module_name
         ]
     return found

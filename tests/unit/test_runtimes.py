@@ -221,20 +221,24 @@ TRICKY = {
         np.full((1, 5), 1e308),
     ),
     "frozen bagging of a polynomial pipeline, 1e200": (
-        lambda: FrozenEstimator(BaggingClassifier(
-            make_pipeline(PolynomialFeatures(), LogisticRegression()), n_estimators=2
-        ).fit(*FIVE)),
+        lambda: FrozenEstimator(
+            BaggingClassifier(
+                make_pipeline(PolynomialFeatures(), LogisticRegression()), n_estimators=2
+            ).fit(*FIVE)
+        ),
         np.array([[1e200, 1, 1, 1, 1.0]]),
     ),
     "search refit to an imputing pipeline, NaN": (
         lambda: GridSearchCV(
             BaggingClassifier(LogisticRegression(), n_estimators=2),
-            {"estimator": [make_pipeline(SimpleImputer(), LogisticRegression())]}, cv=2,
+            {"estimator": [make_pipeline(SimpleImputer(), LogisticRegression())]},
+            cv=2,
         ).fit(*FIVE),
         np.array([[np.nan, 0, 0, 0, 0.0]]),
     ),
     "a user's NaN-tolerant estimator, NaN": (
-        lambda: NanTolerant().fit(*FIVE), np.array([[np.nan, 0, 0, 0, 0.0]])
+        lambda: NanTolerant().fit(*FIVE),
+        np.array([[np.nan, 0, 0, 0, 0.0]]),
     ),
     "log pipeline, finite input that becomes NaN": (
         lambda: make_pipeline(FunctionTransformer(np.log1p), LogisticRegression()).fit(
@@ -257,8 +261,9 @@ class TestSklearnFiniteCheck:
         assert outcome(runtime.predict, x) == outcome(model.predict, x)
         assert sklearn.get_config()["assume_finite"] is False  # restored
 
-    @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, np.int64, np.uint8,
-                                       np.bool_])
+    @pytest.mark.parametrize(
+        "dtype", [np.float64, np.float32, np.float16, np.int64, np.uint8, np.bool_]
+    )
     def test_plain_estimators_take_the_short_path_with_the_same_answers(
         self, dtype: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -277,8 +282,9 @@ class TestSklearnFiniteCheck:
             runtime = SklearnRuntime(model)
             sample = (x[:7] * 3).astype(dtype)
             np.testing.assert_array_equal(runtime.predict(sample), model.predict(sample))
-            np.testing.assert_array_equal(runtime.predict_proba(sample),
-                                          model.predict_proba(sample))
+            np.testing.assert_array_equal(
+                runtime.predict_proba(sample), model.predict_proba(sample)
+            )
         assert taken == [False] * 6  # every call went the short way, from a clean setting
         assert sklearn.get_config()["assume_finite"] is False
 
@@ -292,8 +298,7 @@ class TestSklearnFiniteCheck:
         model = HistGradientBoostingClassifier(max_iter=5).fit(x, y)
         sample = x[:2].copy()
         sample[0, 0] = np.nan
-        np.testing.assert_array_equal(SklearnRuntime(model).predict(sample),
-                                      model.predict(sample))
+        np.testing.assert_array_equal(SklearnRuntime(model).predict(sample), model.predict(sample))
 
     def test_an_assume_finite_set_by_the_caller_is_kept(self, data: Any) -> None:
         x, y = data
@@ -320,8 +325,9 @@ class TestSklearnFiniteCheck:
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(one, range(300)))
         assert all(r[0] == "ValueError" for r in results[::3])
-        assert all(r == ("ok", model.predict(good).tolist()) for i, r in enumerate(results)
-                   if i % 3)
+        assert all(
+            r == ("ok", model.predict(good).tolist()) for i, r in enumerate(results) if i % 3
+        )
 
 
 class TestSkopsTrustedTypes:
@@ -681,7 +687,7 @@ class TestLazyImports:
     def test_importing_runtimes_imports_no_engine(self) -> None:
         engines = ["sklearn", "skops", "onnxruntime", "onnx", "xgboost", "lightgbm", "torch"]
         code = (
-            "import sys, modelplane.runtimes, modelplane.registry.signature\n"
+            "import sys, modelplane.runtimes, modelplane.core.signature\n"
             f"loaded = [m for m in {[*engines, 'pandas']!r} if m in sys.modules]\n"
             "assert not loaded, loaded\n"
         )

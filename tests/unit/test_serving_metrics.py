@@ -80,8 +80,10 @@ class TestEachCallMovesItsMetric:
             timed = {"model": "fraud", "route": "/predict"}
             assert value(registry, "modelplane_request_duration_seconds_count", **timed) == 2
             assert value(registry, "modelplane_request_duration_seconds_sum", **timed) == 7.002
-            assert value(registry, "modelplane_request_duration_seconds_bucket", **timed,
-                         le="5.0") == 1
+            assert (
+                value(registry, "modelplane_request_duration_seconds_bucket", **timed, le="5.0")
+                == 1
+            )
             batch = {"model": "fraud"}
             assert value(registry, "modelplane_batch_size_rows_bucket", **batch, le="1.0") == 1
             assert value(registry, "modelplane_batch_size_rows_bucket", **batch, le="+Inf") == 2

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelplane.core.signature import Signature, TensorSpec, infer_signature
 from modelplane.errors import InvalidInput, SignatureMismatch
-from modelplane.registry.signature import Signature, TensorSpec, infer_signature
 
 
 @pytest.fixture

@@ -78,8 +78,15 @@ def gadgets(target: Path) -> dict[str, Any]:
             np.log1p, inverse_func=functools.partial(np.save, t)
         ),
         "nested pipeline in a column transformer": ColumnTransformer(
-            [("deep", make_pipeline(StandardScaler(),
-                                    FunctionTransformer(functools.partial(np.save, t))), [0, 1])]
+            [
+                (
+                    "deep",
+                    make_pipeline(
+                        StandardScaler(), FunctionTransformer(functools.partial(np.save, t))
+                    ),
+                    [0, 1],
+                )
+            ]
         ),
         "partial of a pure function beside a writer": make_pipeline(
             FunctionTransformer(functools.partial(np.clip, a_min=-1, a_max=1)),
@@ -136,8 +143,9 @@ class TestGadgetsAreRefusedWithoutTrust:
             load_runtime("sklearn", path)
 
     def test_a_pipeline_caching_to_disk_is_refused(self, tmp_path: Path) -> None:
-        model = Pipeline([("s", StandardScaler()), ("c", LogisticRegression())],
-                         memory=str(tmp_path / "cache")).fit(X, Y)
+        model = Pipeline(
+            [("s", StandardScaler()), ("c", LogisticRegression())], memory=str(tmp_path / "cache")
+        ).fit(X, Y)
         path = save_model(model, tmp_path / "artifact").path
         with pytest.raises(UntrustedArtifact, match="memory"):
             load_runtime("sklearn", path)
@@ -154,8 +162,10 @@ class TestRealModelsLoadWithoutTrust:
             KNeighborsClassifier(algorithm="ball_tree"),
             make_pipeline(StandardScaler(), LogisticRegression()),
             make_pipeline(FunctionTransformer(np.log1p), LogisticRegression()),
-            make_pipeline(FunctionTransformer(functools.partial(np.clip, a_min=-2, a_max=2)),
-                          LogisticRegression()),
+            make_pipeline(
+                FunctionTransformer(functools.partial(np.clip, a_min=-2, a_max=2)),
+                LogisticRegression(),
+            ),
         ],
         ids=lambda m: type(m).__name__ if not isinstance(m, Pipeline) else "pipeline",
     )
@@ -171,13 +181,15 @@ class TestRealModelsLoadWithoutTrust:
         runtime = load_runtime("sklearn", save_model(hgb, tmp_path / "hgb").path)
         np.testing.assert_array_equal(runtime.predict(frame), hgb.predict(frame))
         onehot = make_pipeline(
-            ColumnTransformer([("c", OneHotEncoder(handle_unknown="ignore"), ["c"])],
-                              remainder="passthrough"),
+            ColumnTransformer(
+                [("c", OneHotEncoder(handle_unknown="ignore"), ["c"])], remainder="passthrough"
+            ),
             LogisticRegression(),
         ).fit(frame.astype({"c": str}), Y)
         runtime = load_runtime("sklearn", save_model(onehot, tmp_path / "oh").path)
-        np.testing.assert_array_equal(runtime.predict(frame.astype({"c": str})),
-                                      onehot.predict(frame.astype({"c": str})))
+        np.testing.assert_array_equal(
+            runtime.predict(frame.astype({"c": str})), onehot.predict(frame.astype({"c": str}))
+        )
 
     def test_a_gadget_loads_only_with_trust(self, tmp_path: Path) -> None:
         model = make_pipeline(Passthrough(), LogisticRegression()).fit(X, Y)

@@ -11,16 +11,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelplane.errors import InvalidInput, SignatureMismatch
-from modelplane.registry.signature import (
+from modelplane.core.signature import (
     Signature,
     TensorSpec,
     infer_signature,
     validate_columns,
 )
+from modelplane.errors import InvalidInput, SignatureMismatch
 
-NUMERIC = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-           "float32", "float64"]
+NUMERIC = [
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float32",
+    "float64",
+]
 
 
 def objects(*items: Any) -> np.ndarray[Any, Any]:
@@ -31,16 +42,21 @@ def objects(*items: Any) -> np.ndarray[Any, Any]:
 
 @pytest.fixture
 def mixed() -> Signature:
-    return infer_signature(pd.DataFrame({
-        "country": pd.Series(["FR", "DE"], dtype=object),
-        "amount": [1.5, 2.0],
-    }))
+    return infer_signature(
+        pd.DataFrame(
+            {
+                "country": pd.Series(["FR", "DE"], dtype=object),
+                "amount": [1.5, 2.0],
+            }
+        )
+    )
 
 
 class TestStringColumns:
     def test_bytes_reach_the_model_as_str_on_the_serving_path(self, mixed: Signature) -> None:
-        out = validate_columns(mixed, {"country": objects(b"FR", "Z\xfcrich".encode()),
-                                       "amount": np.array([1.0, 2.0])})
+        out = validate_columns(
+            mixed, {"country": objects(b"FR", "Z\xfcrich".encode()), "amount": np.array([1.0, 2.0])}
+        )
         assert out["country"].tolist() == ["FR", "Zürich"]
         assert all(type(v) is str for v in out["country"])
 
@@ -58,15 +74,17 @@ class TestStringColumns:
         assert out.tolist() == [["a", "b"], ["c", "d"]]
 
     def test_fixed_width_bytes_are_decoded(self, mixed: Signature) -> None:
-        out = validate_columns(mixed, {"country": np.array([b"FR", b"DE"]),
-                                       "amount": np.array([1.0, 2.0])})
+        out = validate_columns(
+            mixed, {"country": np.array([b"FR", b"DE"]), "amount": np.array([1.0, 2.0])}
+        )
         assert out["country"].tolist() == ["FR", "DE"]
 
     @pytest.mark.parametrize("bad", [b"\xff", b"ok\xc3", b"\xed\xa0\x80"])
     def test_invalid_utf8_is_422_naming_the_column(self, mixed: Signature, bad: bytes) -> None:
         with pytest.raises(SignatureMismatch) as info:
-            validate_columns(mixed, {"country": objects(b"FR", bad),
-                                     "amount": np.array([1.0, 2.0])})
+            validate_columns(
+                mixed, {"country": objects(b"FR", bad), "amount": np.array([1.0, 2.0])}
+            )
         assert info.value.status == 422
         assert info.value.field == "country"
         assert "country" in str(info.value)
@@ -101,9 +119,7 @@ class TestNumericColumns:
         assert sig.validate(frame) is frame
 
     @pytest.mark.parametrize("dtype", [d for d in NUMERIC if d != "bool"])
-    def test_the_whole_range_of_a_dtype_converts_exactly_from_a_wider_one(
-        self, dtype: str
-    ) -> None:
+    def test_the_whole_range_of_a_dtype_converts_exactly_from_a_wider_one(self, dtype: str) -> None:
         kind = np.dtype(dtype).kind
         info: Any = np.iinfo(dtype) if kind in "iu" else np.finfo(dtype)
         values = np.array([info.min, 0, info.max], dtype=dtype)
@@ -115,8 +131,14 @@ class TestNumericColumns:
 
     @pytest.mark.parametrize(
         ("dtype", "value"),
-        [("int64", 2.0**63), ("uint64", 2.0**64), ("int64", -(2.0**64)), ("int8", 128.0),
-         ("uint8", -1.0), ("uint64", -1.0)],
+        [
+            ("int64", 2.0**63),
+            ("uint64", 2.0**64),
+            ("int64", -(2.0**64)),
+            ("int8", 128.0),
+            ("uint8", -1.0),
+            ("uint64", -1.0),
+        ],
     )
     def test_a_float_just_past_an_integer_range_is_refused_not_wrapped(
         self, dtype: str, value: float
@@ -137,8 +159,12 @@ class TestCategoricalSignatures:
         frame = pd.DataFrame({"city": pd.Categorical(["b", "a"], categories=["b", "a", "c"])})
         spec = infer_signature(frame).inputs[0]
         assert (spec.dtype, spec.categories, spec.ordered) == ("string", ("b", "a", "c"), False)
-        assert spec.to_dict() == {"name": "city", "dtype": "string", "shape": [-1],
-                                  "categories": ["b", "a", "c"]}
+        assert spec.to_dict() == {
+            "name": "city",
+            "dtype": "string",
+            "shape": [-1],
+            "categories": ["b", "a", "c"],
+        }
 
     def test_ordered_integer_categories_round_trip(self) -> None:
         dtype = pd.CategoricalDtype([3, 1, 2], ordered=True)
@@ -175,10 +201,12 @@ class TestCategoricalSignatures:
 
 @pytest.fixture
 def cities() -> Signature:
-    return Signature(inputs=(
-        TensorSpec("city", "string", (-1,), categories=("Paris", "Lyon", "Nice")),
-        TensorSpec("amount", "float64", (-1,)),
-    ))
+    return Signature(
+        inputs=(
+            TensorSpec("city", "string", (-1,), categories=("Paris", "Lyon", "Nice")),
+            TensorSpec("amount", "float64", (-1,)),
+        )
+    )
 
 
 class TestCategoricalValues:
@@ -203,8 +231,9 @@ class TestCategoricalValues:
         assert frame["city"].cat.codes.tolist() == [-1, 2, -1]
 
     def test_bytes_on_the_serving_path_become_categories(self, cities: Signature) -> None:
-        columns = validate_columns(cities, {"city": objects(b"Lyon", b"Brest"),
-                                            "amount": np.ones(2)})
+        columns = validate_columns(
+            cities, {"city": objects(b"Lyon", b"Brest"), "amount": np.ones(2)}
+        )
         frame = cities.frame(columns)
         assert frame["city"].cat.codes.tolist() == [1, -1]
         assert frame["amount"].dtype == np.float64

@@ -72,6 +72,7 @@ router = APIRouter()
 ReadAccess = Annotated[Token | None, Depends(require_read)]
 WriteAccess = Annotated[Token, Depends(require_write)]
 
+
 # Names are checked by the domain (422 ``invalid_name`` naming the field); the patterns here
 # document those rules (schemas.py derives them from the domain's regexes), not a second check.
 def _text(description: str, pattern: str, example: str, max_length: int = 128) -> Any:

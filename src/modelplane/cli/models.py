@@ -373,7 +373,7 @@ def _data_source(text: str) -> DataSource:
 
 
 def _read_signature(path: Path) -> dict[str, Any]:
-    from modelplane.registry.signature import Signature
+    from modelplane.core.signature import Signature
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

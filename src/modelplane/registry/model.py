@@ -15,8 +15,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from modelplane.core.aggregate import SequencedAggregate
-from modelplane.core.names import validate_name
-from modelplane.errors import Conflict, InvalidInput, InvalidName, VersionInUse
+from modelplane.core.names import (
+    Reference,
+    parse_reference,
+    validate_alias,
+    validate_name,
+)
+from modelplane.errors import Conflict, InvalidInput, VersionInUse
 from modelplane.registry.events import (
     AliasRemoved,
     AliasSet,
@@ -46,20 +51,9 @@ __all__ = [
 ]
 
 TAG_KEY_RE = re.compile(r"[A-Za-z0-9_.:/-][A-Za-z0-9_.:/ -]{0,249}")
-RESERVED_ALIASES = frozenset({"latest"})
 MAX_TAG_VALUE = 5000
 
 Status = Literal["ready", "archived"]
-
-
-def validate_alias(alias: str) -> str:
-    validate_name(alias, field="alias")
-    if alias in RESERVED_ALIASES or alias.isdigit():
-        raise InvalidName(
-            f"invalid alias {alias!r}: 'latest' and numbers are reserved for references",
-            field="alias",
-        )
-    return alias
 
 
 def validate_text(value: str | None, *, field: str, limit: int = 10_000) -> None:
@@ -136,8 +130,7 @@ def _check_serving_tag(key: str, value: str, *, field: str) -> None:
             parse_reference(text)
         except InvalidInput:
             raise InvalidInput(
-                f"tag {key}={value!r}: expected a model reference such as fraud/3 or "
-                "fraud@stable",
+                f"tag {key}={value!r}: expected a model reference such as fraud/3 or fraud@stable",
                 field=field,
             ) from None
         return
@@ -465,42 +458,3 @@ class RegisteredModel(SequencedAggregate):
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
-
-
-@dataclass(frozen=True)
-class Reference:
-    """``name`` (champion, else latest ready), ``name@alias``, ``name@latest`` or ``name/3``."""
-
-    name: str
-    alias: str | None = None
-    version: int | None = None
-
-    def __str__(self) -> str:
-        if self.version is not None:
-            return f"{self.name}/{self.version}"
-        if self.alias is not None:
-            return f"{self.name}@{self.alias}"
-        return self.name
-
-
-def parse_reference(ref: str) -> Reference:
-    """Parse ``name``, ``name@alias``, ``name/3`` or a ``models:/…`` URI of one of them."""
-    if not isinstance(ref, str) or not ref:
-        raise InvalidInput("a model reference is required", field="model")
-    text = ref.removeprefix("models:/").removeprefix("models:")
-    if "@" in text:
-        name, _, alias = text.partition("@")
-        validate_name(name)
-        if alias != "latest":
-            validate_alias(alias)
-        return Reference(name=name, alias=alias)
-    if "/" in text:
-        name, _, number = text.partition("/")
-        validate_name(name)
-        if not number.isdigit() or int(number) < 1:
-            raise InvalidInput(
-                f"invalid version {number!r} in reference {ref!r}: expected a positive integer",
-                field="version",
-            )
-        return Reference(name=name, version=int(number))
-    return Reference(name=validate_name(text))

@@ -122,8 +122,10 @@ def signature_of(path: Path) -> dict[str, Any]:
 
     def spec(arg: Any) -> dict[str, Any]:
         numpy_type = _NUMPY_TYPES.get(arg.type)
-        dtype = "string" if numpy_type is np.object_ or numpy_type is None else (
-            np.dtype(numpy_type).name
+        dtype = (
+            "string"
+            if numpy_type is np.object_ or numpy_type is None
+            else (np.dtype(numpy_type).name)
         )
         shape = [d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or [])]
         return {"name": arg.name, "dtype": dtype, "shape": shape or [-1]}

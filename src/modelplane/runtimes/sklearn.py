@@ -24,6 +24,8 @@ __all__ = ["SklearnRuntime", "load", "save", "untrusted_types"]
 FLAVOR = "sklearn"
 FILE_NAME = "model.skops"
 ZIP_MAGIC = b"PK\x03\x04"
+
+
 class SklearnRuntime:
     """A fitted scikit-learn estimator or pipeline.
 

@@ -87,7 +87,9 @@ _SKLEARN_INTERNALS = frozenset(
 _PATTERNS = (
     re.compile(r"sklearn\.metrics\._dist_metrics\.[A-Za-z]+Distance(32|64)"),
     re.compile(r"sklearn\._loss\.(loss|link)\.[A-Za-z]+"),
-    re.compile(r"scipy\.sparse\._(csr|csc|coo|bsr|dia|dok|lil)\.(csr|csc|coo|bsr|dia|dok|lil)_(matrix|array)"),
+    re.compile(
+        r"scipy\.sparse\._(csr|csc|coo|bsr|dia|dok|lil)\.(csr|csc|coo|bsr|dia|dok|lil)_(matrix|array)"
+    ),
 )
 # scikit-learn modules whose classes are not models: test helpers and vendored code.
 _NOT_MODELS = re.compile(r"(^|\.)(tests?|_testing|externals|_build_utils)(\.|$)")

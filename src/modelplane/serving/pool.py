@@ -33,9 +33,9 @@ import numpy as np
 
 from modelplane.bootstrap import Platform
 from modelplane.client import Client, LoadedModel
+from modelplane.core.names import Reference, parse_reference
+from modelplane.core.signature import Signature, validate_columns
 from modelplane.errors import AliasNotFound, InvalidInput, ModelNotFound, VersionNotFound
-from modelplane.registry.model import Reference, parse_reference
-from modelplane.registry.signature import Signature, validate_columns
 from modelplane.serving.batcher import Batcher
 from modelplane.serving.options import ModelOptions, ServeOptions
 from modelplane.serving.resilience import Bulkhead, CircuitBreaker

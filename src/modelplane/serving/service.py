@@ -34,6 +34,7 @@ import numpy as np
 from modelplane.cache import PredictionCache
 from modelplane.cache.codec import decode_outputs, encode_outputs
 from modelplane.cache.keys import prediction_key
+from modelplane.core.signature import Signature
 from modelplane.errors import (
     CircuitOpen,
     DeadlineExceeded,
@@ -42,7 +43,6 @@ from modelplane.errors import (
     NotReady,
     PredictionFailed,
 )
-from modelplane.registry.signature import Signature
 from modelplane.serving import tracing
 from modelplane.serving.delivery import TrafficRouter, server_side
 from modelplane.serving.metrics import ServingMetrics

@@ -399,9 +399,7 @@ class SqlTrafficStore:
             ).returning(fb.c.revision)
             with self._engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
                 return int(conn.execute(upsert).scalar_one())
-        first = stmt.on_conflict_do_nothing(index_elements=["request_id"]).returning(
-            fb.c.revision
-        )
+        first = stmt.on_conflict_do_nothing(index_elements=["request_id"]).returning(fb.c.revision)
         with self._engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             if conn.execute(first).scalar() is not None:  # a row came back: it was inserted
                 return 1
