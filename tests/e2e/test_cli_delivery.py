@@ -204,7 +204,7 @@ class TestExperiments:
     ) -> None:
         from datetime import UTC, datetime
 
-        from modelplane.serving.predlog import PredictionLog, PredictionRecord
+        from modelplane.predlog import PredictionLog, PredictionRecord
 
         ok(cli("experiments", "create", "ab", "--model", "fraud", "--variant", "a=1:50",
                "--variant", "b=2:50"))  # fmt: skip

@@ -499,7 +499,7 @@ class TestPredictionLog:
     async def test_predictions_are_logged_with_their_request_id(
         self, platform: Platform, registered: Client
     ) -> None:
-        from modelplane.serving.predlog import read_log
+        from modelplane.predlog import read_log
 
         async with serve(platform) as http:
             r = await http.post(

@@ -511,7 +511,7 @@ def test_prediction_log_files_without_delivery_columns_still_read(tmp_path: Path
 
     import pyarrow.parquet as pq
 
-    from modelplane.serving.predlog import PredictionLog, PredictionRecord, _to_table, read_log
+    from modelplane.predlog import PredictionLog, PredictionRecord, _to_table, read_log
 
     def record(request_id: str, **extra: Any) -> PredictionRecord:
         return PredictionRecord(

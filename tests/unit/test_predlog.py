@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelplane.serving.predlog import PredictionLog, PredictionRecord, read_log
+from modelplane.predlog import PredictionLog, PredictionRecord, read_log
 
 T0 = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
 

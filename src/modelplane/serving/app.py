@@ -41,6 +41,7 @@ from modelplane.api.errors import add_error_handlers
 from modelplane.auth.access import Authenticator
 from modelplane.bootstrap import Platform, bootstrap
 from modelplane.config import Settings
+from modelplane.predlog import PredictionLog
 from modelplane.serving import accesslog, tracing
 from modelplane.serving.delivery import TrafficRouter, run_controller
 from modelplane.serving.edge import AnyResponse, ServingState
@@ -48,7 +49,6 @@ from modelplane.serving.entry import ServingApp
 from modelplane.serving.metrics import ServingMetrics, mark_process_dead
 from modelplane.serving.options import ServeOptions
 from modelplane.serving.pool import ModelPool
-from modelplane.serving.predlog import PredictionLog
 from modelplane.serving.routes_admin import admin_load, admin_models, admin_unload, metrics_endpoint
 from modelplane.serving.routes_oip import (
     health_live,

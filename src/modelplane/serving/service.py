@@ -43,12 +43,12 @@ from modelplane.errors import (
     NotReady,
     PredictionFailed,
 )
+from modelplane.predlog import PredictionLog, PredictionRecord
 from modelplane.serving import tracing
 from modelplane.serving.delivery import TrafficRouter, server_side
 from modelplane.serving.metrics import ServingMetrics
 from modelplane.serving.oip import oip_datatype, signature_dtype_to_oip
 from modelplane.serving.pool import PREDICT, PROBA, ModelPool, ServedModel
-from modelplane.serving.predlog import PredictionLog, PredictionRecord
 from modelplane.serving.resilience import with_timeout
 from modelplane.serving.types import InferRequest, InferResult, ModelInfo, TensorMeta
 

@@ -595,7 +595,7 @@ def match_feedback(
     """Outcome values per arm of ``experiment`` from the stored feedback (see the module doc).
 
     ``prediction_log`` is the log's location (``settings.resolved_prediction_log``);
-    ``read_log(location, model)`` reads it (default :func:`modelplane.serving.predlog.read_log`;
+    ``read_log(location, model)`` reads it (default :func:`modelplane.predlog.read_log`;
     ``model`` None: every model's, read only to tell an unknown request id from another
     model's). Rows without a usable outcome (no label for accuracy, no reward, a prediction not
     comparable with a label) give no value.
@@ -610,7 +610,7 @@ def match_feedback(
     frame = None
     if need_log and prediction_log is not None:
         if read_log is None:
-            from modelplane.serving.predlog import read_log as _read
+            from modelplane.predlog import read_log as _read
 
             read_log = _read
         frame = read_log(prediction_log, experiment.model)
