@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from modelplane.core.signature import Signature
     from modelplane.events.views import EventRecord
     from modelplane.runtimes import Runtime
-    from modelplane.traffic.model import Deployment, Experiment, Rollout
+    from modelplane.traffic.deployment import Deployment
+    from modelplane.traffic.experiment import Experiment
+    from modelplane.traffic.rollout import Rollout
 
 __all__ = ["Client", "LoadedModel", "default_client", "load_model", "log_model"]
 

@@ -16,7 +16,7 @@ import pytest
 from modelplane.bootstrap import Platform
 from modelplane.client import Client
 from modelplane.serving.options import ServeOptions
-from modelplane.traffic.model import Rollout
+from modelplane.traffic.rollout import Rollout
 from tests.e2e import serving_models
 from tests.e2e.test_serving_app import serve
 

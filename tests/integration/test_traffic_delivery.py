@@ -31,7 +31,7 @@ from modelplane.errors import (
 from modelplane.registry import commands as rc
 from modelplane.traffic.controller import RolloutController, StepDecision
 from modelplane.traffic.live import LiveStats
-from modelplane.traffic.model import Rollout
+from modelplane.traffic.rollout import Rollout
 from tests.clocks import WallClock
 
 DIGEST = "cd" * 32

@@ -26,7 +26,9 @@ from modelplane.core.messages import Event
 from modelplane.core.uow import HasEvents
 from modelplane.db.model_port import SqlModelPort
 from modelplane.registry.model import ModelVersion, RegisteredModel
-from modelplane.traffic.model import Deployment, Experiment, Rollout
+from modelplane.traffic.deployment import Deployment
+from modelplane.traffic.experiment import Experiment
+from modelplane.traffic.rollout import Rollout
 
 __all__ = ["FakeDatabase", "FakeUnitOfWork", "StoredEvent"]
 

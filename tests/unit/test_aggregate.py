@@ -11,7 +11,9 @@ from modelplane.auth.model import Token
 from modelplane.core import Aggregate, SequencedAggregate
 from modelplane.core.messages import Event
 from modelplane.registry.model import RegisteredModel
-from modelplane.traffic.model import Deployment, Experiment, Rollout
+from modelplane.traffic.deployment import Deployment
+from modelplane.traffic.experiment import Experiment
+from modelplane.traffic.rollout import Rollout
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -14,8 +14,9 @@ import pytest
 from scipy import stats as sp
 
 from modelplane.bootstrap import Platform
+from modelplane.traffic.experiment import Experiment
 from modelplane.traffic.live import Counters, LiveStats
-from modelplane.traffic.model import Arm, Experiment
+from modelplane.traffic.model import Arm
 from modelplane.traffic.report import experiment_report, load_outcomes, outcome_of
 from modelplane.traffic.stats import min_sample_size_means, min_sample_size_proportions
 

@@ -50,9 +50,9 @@ from modelplane.bootstrap import Platform
 from modelplane.client import Client
 from modelplane.core.names import validate_name
 from modelplane.errors import InvalidInput, ModelNotFound
+from modelplane.traffic.experiment import Experiment
 from modelplane.traffic.gates import HOLDOUT_SUFFIXES, SmokeCase
 from modelplane.traffic.gating import evaluate_gates, report_json
-from modelplane.traffic.model import Experiment
 
 __all__ = ["router"]
 

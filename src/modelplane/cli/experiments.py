@@ -20,7 +20,7 @@ from modelplane.errors import InvalidInput
 
 if TYPE_CHECKING:
     from modelplane.client import Client
-    from modelplane.traffic.model import Experiment
+    from modelplane.traffic.experiment import Experiment
     from modelplane.traffic.report import ExperimentReport
 
 __all__ = ["app", "parse_variant", "version_of"]

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from modelplane.events.views import EventRecord
     from modelplane.traffic.controller import StepDecision
     from modelplane.traffic.live import Counters
-    from modelplane.traffic.model import Rollout
+    from modelplane.traffic.rollout import Rollout
 
 __all__ = ["app", "fmt_duration", "parse_duration", "parse_steps"]
 

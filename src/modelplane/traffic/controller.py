@@ -45,7 +45,7 @@ from modelplane.core.clock import utcnow
 from modelplane.errors import Conflict, RolloutNotFound
 from modelplane.traffic.commands import DecideRollout
 from modelplane.traffic.live import Counters, slower_than
-from modelplane.traffic.model import Rollout
+from modelplane.traffic.rollout import Rollout
 from modelplane.traffic.views import BASELINE, CANDIDATE, TrafficViews
 
 __all__ = ["EARLY_REQUESTS", "LATENCY_SLACK_MS", "RolloutController", "StepDecision"]

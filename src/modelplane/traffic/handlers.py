@@ -20,8 +20,11 @@ from modelplane.errors import (
     RolloutNotFound,
 )
 from modelplane.traffic import commands as c
-from modelplane.traffic.model import MAX_SECONDS, Arm, Deployment, Experiment, Rollout
+from modelplane.traffic.deployment import Deployment
+from modelplane.traffic.experiment import Experiment
+from modelplane.traffic.model import MAX_SECONDS, Arm
 from modelplane.traffic.repository import TrafficUnitOfWork, VersionState
+from modelplane.traffic.rollout import Rollout
 
 __all__ = ["COMMAND_HANDLERS", "check_gate"]
 

@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from modelplane.traffic.experiment import Experiment
 from modelplane.traffic.live import Counters
-from modelplane.traffic.model import Experiment
 from modelplane.traffic.stats import (
     ConfidenceInterval,
     Decision,

@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import Protocol
 
 from modelplane.core.uow import UnitOfWork
-from modelplane.traffic.model import Deployment, Experiment, Rollout
+from modelplane.traffic.deployment import Deployment
+from modelplane.traffic.experiment import Experiment
+from modelplane.traffic.rollout import Rollout
 
 __all__ = [
     "DeploymentRepository",

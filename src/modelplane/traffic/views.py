@@ -17,8 +17,11 @@ from modelplane.traffic.adapters.sql import (
     row_to_rollout,
 )
 from modelplane.traffic.assignment import thompson_weights
+from modelplane.traffic.deployment import Deployment
+from modelplane.traffic.experiment import Experiment
 from modelplane.traffic.live import Counters
-from modelplane.traffic.model import Arm, Deployment, Experiment, Rollout, rollout_subject
+from modelplane.traffic.model import Arm, rollout_subject
+from modelplane.traffic.rollout import Rollout
 from modelplane.traffic.routing import Keep, Route, RoutingTable, ShadowRoute
 
 __all__ = ["BASELINE", "CANDIDATE", "TrafficViews"]

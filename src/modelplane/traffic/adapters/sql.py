@@ -23,8 +23,11 @@ from modelplane.core.uow import HasEvents
 from modelplane.db import tables as t
 from modelplane.db.engine import WRITE
 from modelplane.errors import Conflict
+from modelplane.traffic.deployment import Deployment
+from modelplane.traffic.experiment import Experiment
 from modelplane.traffic.live import COUNTER_FIELDS, Counters
-from modelplane.traffic.model import Arm, Deployment, Experiment, Rollout
+from modelplane.traffic.model import Arm
+from modelplane.traffic.rollout import Rollout
 
 __all__ = [
     "SqlDeploymentRepository",
