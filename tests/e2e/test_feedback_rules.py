@@ -23,7 +23,8 @@ from modelplane.config import Settings
 from modelplane.errors import Conflict
 from modelplane.serving.delivery import LABEL_LIMIT, REWARD_LIMIT, TrafficRouter
 from modelplane.serving.options import ServeOptions
-from modelplane.traffic.report import match_feedback, report_of
+from modelplane.traffic.outcomes import match_feedback
+from modelplane.traffic.report import report_of
 from tests.e2e import harness
 
 pytestmark = pytest.mark.anyio

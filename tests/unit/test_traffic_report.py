@@ -17,7 +17,8 @@ from modelplane.bootstrap import Platform
 from modelplane.traffic.experiment import Experiment
 from modelplane.traffic.live import Counters, LiveStats
 from modelplane.traffic.model import Arm
-from modelplane.traffic.report import experiment_report, load_outcomes, outcome_of
+from modelplane.traffic.outcomes import load_outcomes, outcome_of
+from modelplane.traffic.report import experiment_report
 from modelplane.traffic.stats import min_sample_size_means, min_sample_size_proportions
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
