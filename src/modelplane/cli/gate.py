@@ -122,4 +122,4 @@ def run_release_gates(
         "latency_budget_ms": latency_budget_ms,
         "smoke": load_smoke(smoke) if smoke is not None else None,
     }
-    return evaluate_gates(client, name, number, given, save=save, force=force)
+    return evaluate_gates(client.gate_ports(), name, number, given, save=save, force=force)

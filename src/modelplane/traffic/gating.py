@@ -2,7 +2,7 @@
 
 ::
 
-    report = evaluate_gates(Client(platform=platform), "fraud", 4,
+    report = evaluate_gates(gate_ports(platform), "fraud", 4,
                             {"holdout": "/data/holdout.csv", "label": "is_fraud"}, save=True)
     report_json(report, forced=False)      # what `modelplane gate --json` and the API return
 
@@ -14,8 +14,10 @@ loaded and :func:`~modelplane.traffic.gates.run_gates` runs; the result is recor
 version (``RecordGateResult``: tag ``modelplane.gate`` and a ``GateEvaluated`` event), forced
 through with ``force``. A failed gate is a report, never an error.
 
-The registry is reached through :class:`GatePorts`, which ``modelplane.client.Client`` fits, so
-delivery imports no other capability. Blocking: it loads models and times predictions.
+The registry is reached through :class:`GatePorts`, a port declared here, so delivery imports no
+other capability: ``modelplane.client.gate_ports(platform)`` builds the adapter that fits it (the
+registry's ``RegistryAccess``), the one way both doors build it. Blocking: it loads models and
+times predictions.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class _Version(Protocol):
 
 
 class GatePorts(Protocol):
-    """What the use case needs of the registry: ``modelplane.client.Client`` fits."""
+    """What the use case needs of the registry (``modelplane.client.gate_ports`` builds it)."""
 
     def get_model(self, name: str) -> _Model: ...
     def get_version(self, name: str, version: int) -> _Version: ...
