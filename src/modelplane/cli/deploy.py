@@ -82,7 +82,8 @@ def switch(
     """
     from modelplane.cli.experiments import version_of
     from modelplane.cli.gate import run_release_gates
-    from modelplane.cli.rollout import fmt_duration, parse_duration
+    from modelplane.cli.rollout import parse_duration
+    from modelplane.cli.rollout_view import fmt_duration
 
     if strategy not in STRATEGIES:
         raise InvalidInput(

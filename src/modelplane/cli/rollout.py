@@ -5,7 +5,8 @@ controller (:mod:`modelplane.traffic.controller`) judges each step on the live c
 replicas and advances, promotes (the ``champion`` alias moves) or rolls back. The controller
 runs in every ``modelplane serve``; ``rollout run`` (or ``start --wait``) runs one in the
 foreground and prints each decision — read from the rollout's events, so a step that a serving
-replica's controller decided first is shown too, once, in order.
+replica's controller decided first is shown too, once, in order. What the commands print is
+:mod:`modelplane.cli.rollout_view`'s.
 """
 
 from __future__ import annotations
@@ -13,23 +14,27 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from modelplane.cli.context import JsonOpt, state
-from modelplane.cli.output import fmt_time, note, print_fields, print_json, print_table, say
+from modelplane.cli.output import fmt_time, note, print_json, print_table, say
+from modelplane.cli.rollout_view import (
+    DecisionLog,
+    counter_row,
+    decision_line,
+    show,
+    step_text,
+)
 from modelplane.errors import InvalidInput
 
 if TYPE_CHECKING:
     from modelplane.client import Client
-    from modelplane.events.views import EventRecord
     from modelplane.traffic.controller import StepDecision
-    from modelplane.traffic.live import Counters
-    from modelplane.traffic.rollout import Rollout
 
-__all__ = ["app", "fmt_duration", "parse_duration", "parse_steps"]
+__all__ = ["app", "parse_duration", "parse_steps"]
 
 app = typer.Typer(no_args_is_help=True, help="Canary rollouts: a candidate takes traffic in steps.")
 
@@ -53,14 +58,6 @@ def parse_duration(text: str, option: str) -> float:
     return seconds
 
 
-def fmt_duration(seconds: float) -> str:
-    """``600`` → ``10m``, ``90`` → ``90s``, ``7200`` → ``2h``."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
 def parse_steps(text: str) -> tuple[int, ...]:
     """``5,25,50,100`` → (5, 25, 50, 100): whole percentages (the domain checks the order)."""
     steps: list[int] = []
@@ -76,31 +73,6 @@ def parse_steps(text: str) -> tuple[int, ...]:
     return tuple(steps)
 
 
-def _step_text(rollout: Rollout) -> str:
-    return f"{rollout.step_index + 1} of {len(rollout.steps)} ({rollout.weight} %)"
-
-
-def _show(rollout: Rollout) -> None:
-    fields = [
-        ("rollout", rollout.key),
-        ("status", rollout.status + (" (forced past its gates)" if rollout.forced else "")),
-        ("candidate", f"{rollout.model}/{rollout.candidate}"),
-        ("baseline", f"{rollout.model}/{rollout.baseline}"),
-        ("steps", ", ".join(f"{s} %" for s in rollout.steps)),
-        ("step", _step_text(rollout)),
-        (
-            "rules",
-            f"each step ≥ {fmt_duration(rollout.step_duration_s)} and ≥ {rollout.min_requests} "
-            f"requests; error rate ≤ {rollout.max_error_rate:g}; p99 ≤ "
-            f"{rollout.max_latency_ratio:g}× baseline; alpha {rollout.alpha:g}",
-        ),
-        ("updated", fmt_time(rollout.updated_at)),
-    ]
-    if rollout.reason:
-        fields.append(("reason", rollout.reason))
-    print_fields(fields)
-
-
 def _candidate(client: Client, model: str, text: str) -> int:
     from modelplane.cli.experiments import version_of
 
@@ -113,86 +85,8 @@ def _controller(client: Client) -> Any:
     return RolloutController(client.platform.bus, client.platform.traffic)
 
 
-#: The rollout events that record a decision, whoever made it (this CLI or a server's controller).
-_DECISIONS = ("CanaryStepAdvanced", "CanaryPromoted", "CanaryRolledBack", "CanaryAborted")
-_ACTIONS = {
-    "CanaryStepAdvanced": "advance",
-    "CanaryPromoted": "promote",
-    "CanaryRolledBack": "rollback",
-    "CanaryAborted": "abort",
-}
 #: How ``--wait`` waits between evaluations (a test replaces it to act between two polls).
 _sleep: Callable[[float], None] = time.sleep
-
-
-def _decision_of(event: EventRecord, rollout: Rollout) -> dict[str, Any]:
-    """A decision event as the ``decisions`` entry ``StepDecision.to_dict()`` would give.
-
-    ``CanaryStepAdvanced`` records the step it moved *to*; the decision was about the one
-    before it. An abort names no step: it happened at the rollout's current one.
-    """
-    p = event.payload
-    action = _ACTIONS[event.type]
-    step = int(p.get("step", rollout.step_index))
-    if action == "advance":
-        step -= 1
-    step = min(max(step, 0), len(rollout.steps) - 1)
-    return {
-        "model": rollout.model,
-        "rollout": rollout.key,
-        "step": step,
-        "weight": rollout.steps[step],
-        "action": action,
-        "reason": str(p.get("reason", "")),
-        "evidence": p.get("evidence") or {},
-        "manual": bool(p.get("manual", False)),
-        "at": event.occurred_at.isoformat(),
-    }
-
-
-def _decision_line(d: dict[str, Any]) -> str:
-    """The same line as ``StepDecision.line()``: ``step 2 (25 %): advance — reason``."""
-    return f"step {d['step'] + 1} ({d['weight']} %): {d['action']} — {d['reason']}"
-
-
-class _DecisionLog:
-    """The rollout's decision events not reported yet, oldest first, each once.
-
-    Every decision is in the event log whoever made it — this CLI's controller or the
-    controller of a ``modelplane serve`` replica that decided first — so reading the log is
-    what shows every step (the controller's own callback only sees its own moves).
-    """
-
-    def __init__(self, client: Client, rollout: Rollout, *, from_start: bool) -> None:
-        self._client = client
-        self._key = rollout.key
-        self._after = 0
-        if not from_start:
-            for event in self._unread():
-                self._after = event.id
-
-    def _unread(self) -> Iterator[EventRecord]:
-        from modelplane.core.pagination import encode_cursor
-
-        while True:
-            page = self._client.list_events(
-                aggregate_type="rollout",
-                aggregate_id=self._key,
-                cursor=encode_cursor({"id": self._after}) if self._after else None,
-                limit=100,
-            )
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            self._after = page.items[-1].id
-
-    def new(self, rollout: Rollout) -> list[dict[str, Any]]:
-        found = []
-        for event in list(self._unread()):
-            self._after = event.id
-            if event.type in _DECISIONS:
-                found.append(_decision_of(event, rollout))
-        return found
 
 
 def _drive(
@@ -209,7 +103,7 @@ def _drive(
     controller = _controller(client)
     rollout = views.latest_rollout(model)
     key = rollout.key
-    log = _DecisionLog(client, rollout, from_start=from_start)
+    log = DecisionLog(client, rollout, from_start=from_start)
     decisions: list[dict[str, Any]] = []
     last_hold = ""
 
@@ -217,7 +111,7 @@ def _drive(
         if json_mode:
             decisions.append(decision)
         else:
-            say(_decision_line(decision))
+            say(decision_line(decision))
 
     try:
         while True:
@@ -326,7 +220,7 @@ def start(
     if json_mode:
         print_json(rollout.to_dict())
         return
-    _show(rollout)
+    show(rollout)
     note(
         "the controller of the serving replicas (modelplane serve) drives it; or drive it "
         f"here: modelplane rollout run {model}"
@@ -358,23 +252,6 @@ def run(
     _drive(client, model, interval_s, st.wants_json(json_out), from_start=False)
 
 
-def _counter_row(label: str, c: Counters) -> tuple[str, ...]:
-    def ms(value: float | None) -> str:
-        return "-" if value is None else f"{value:.2f}"
-
-    mean = f"{c.outcome_sum / c.outcome_n:.4g}" if c.outcome_n else "-"
-    return (
-        label,
-        str(c.requests),
-        str(c.errors),
-        f"{c.error_rate:.2%}",
-        ms(c.p(0.5)),
-        ms(c.p(0.99)),
-        str(c.outcome_n),
-        mean,
-    )
-
-
 @app.command("status")
 def status(ctx: typer.Context, model: ModelArg, json_out: JsonOpt = False) -> None:
     """The model's latest rollout: step, weight, candidate and baseline counters, last reason.
@@ -402,14 +279,14 @@ def status(ctx: typer.Context, model: ModelArg, json_out: JsonOpt = False) -> No
             }
         )
         return
-    _show(rollout)
+    show(rollout)
     print_table(
         ("traffic", "requests", "errors", "error rate", "p50 ms", "p99 ms", "outcomes", "mean"),
         [
-            _counter_row(f"candidate {rollout.candidate} (this step)", step[CANDIDATE]),
-            _counter_row(f"baseline {rollout.baseline} (this step)", step[BASELINE]),
-            _counter_row(f"candidate {rollout.candidate} (all steps)", totals[CANDIDATE]),
-            _counter_row(f"baseline {rollout.baseline} (all steps)", totals[BASELINE]),
+            counter_row(f"candidate {rollout.candidate} (this step)", step[CANDIDATE]),
+            counter_row(f"baseline {rollout.baseline} (this step)", step[BASELINE]),
+            counter_row(f"candidate {rollout.candidate} (all steps)", totals[CANDIDATE]),
+            counter_row(f"baseline {rollout.baseline} (all steps)", totals[BASELINE]),
         ],
     )
     if next_decision is not None:
@@ -493,7 +370,7 @@ def list_rollouts(
                 str(r.candidate),
                 str(r.baseline),
                 r.status,
-                _step_text(r),
+                step_text(r),
                 fmt_time(r.updated_at),
                 r.reason,
             )
