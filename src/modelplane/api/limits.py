@@ -13,8 +13,10 @@
 * **A write under the API prefix** (POST, PUT, PATCH, DELETE) without a valid, non-revoked
   token of at least ``write`` scope is answered 401 (403 for a ``read`` token) before the body
   is read: FastAPI reads, and a multipart upload spools to disk, the whole body before it
-  resolves the route's dependencies. The route's own dependency still checks its exact scope
-  (delivery writes need ``admin``). This refusal closes the connection too.
+  resolves the route's dependencies. The token found is handed to the route in the request's
+  state (``scope["state"]["modelplane.token"]``, ``security.TOKEN_STATE``), so the route's own
+  dependency checks its exact scope (delivery writes need ``admin``) without a second lookup.
+  This refusal closes the connection too.
 
 The limit is ``settings.max_body_bytes`` (16 MiB by default), read from the app's platform per
 request; the artifact upload route (``POST …/models/{name}/versions``) gets
@@ -33,7 +35,9 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelplane.api.errors import error_json
+from modelplane.api.security import TOKEN_STATE
 from modelplane.auth.access import bearer_token
+from modelplane.auth.model import Token
 from modelplane.bootstrap import Platform
 from modelplane.errors import ModelplaneError, PayloadTooLarge, Unauthorized
 
@@ -76,7 +80,9 @@ class BodyLimit:
             await _refuse_size(scope, send, limit)
             return
         if self._is_api_write(scope) and _has_route(scope):
-            refusal = await self._authenticate(scope)
+            refusal, token = await self._authenticate(scope)
+            if token is not None:  # a state of this request's own: the server's is shared
+                scope["state"] = {**scope.get("state", {}), TOKEN_STATE: token}
             if refusal is not None:
                 await _send_error(
                     scope,
@@ -141,19 +147,19 @@ class BodyLimit:
             path == self.prefix or path.startswith(self.prefix + "/")
         )
 
-    async def _authenticate(self, scope: Scope) -> ModelplaneError | None:
-        """The error refusing this write, or None (also when no platform is loaded yet: the
-        route answers 503 then, without reading a body it cannot use)."""
+    async def _authenticate(self, scope: Scope) -> tuple[ModelplaneError | None, Token | None]:
+        """The error refusing this write, or the token allowing it (neither when no platform
+        is loaded yet: the route answers 503 then, without reading a body it cannot use)."""
         platform = _platform(scope)
         if platform is None:
-            return None
+            return None, None
         presented = _bearer(scope)
         try:
             # A database lookup (one indexed row): off the event loop.
-            await run_in_threadpool(platform.tokens.authenticate, presented, "write")
+            token = await run_in_threadpool(platform.tokens.authenticate, presented, "write")
         except ModelplaneError as exc:
-            return exc
-        return None
+            return exc, None
+        return None, token
 
 
 def _platform(scope: Scope) -> Platform | None:

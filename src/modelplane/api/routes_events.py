@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from modelplane.api.errors import error_docs
 from modelplane.api.schemas import CURSOR_PATTERN, NAME_PATTERN, NO_NUL_PATTERN, READ, EventPage
-from modelplane.api.security import PlatformDep, require_read
-from modelplane.auth.model import Token
+from modelplane.api.security import PlatformDep, ReadAccess
 from modelplane.core.pagination import MAX_PAGE_SIZE
 from modelplane.errors import MalformedRequest
 from modelplane.registry.model import validate_name
@@ -30,7 +29,7 @@ Text = Annotated[str | None, Query(max_length=128, pattern=NO_NUL_PATTERN)]
 )
 def list_events(
     platform: PlatformDep,
-    _: Annotated[Token | None, Depends(require_read)],
+    _: ReadAccess,
     model: Annotated[
         str | None,
         Query(
