@@ -102,9 +102,8 @@ class Client:
         )  # fmt: skip
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
-        return cast(
-            ModelVersion, self._handle(rc.SetAlias(model=name, alias=alias, version=version))
-        )
+        command = rc.SetAlias(model=name, alias=alias, version=version)
+        return cast(ModelVersion, self._handle(command))
 
     def remove_alias(self, name: str, alias: str) -> int:
         return cast(int, self._handle(rc.RemoveAlias(model=name, alias=alias)))
@@ -122,14 +121,9 @@ class Client:
         self._handle(rc.DeleteTag(model=name, key=key, version=version))
 
     def record_gate_result(
-        self,
-        name: str,
-        version: int,
-        *,
-        passed: bool,
-        checks: Mapping[str, bool] | None = None,
+        self, name: str, version: int, *, passed: bool, checks: Mapping[str, bool] | None = None,
         forced: bool = False,
-    ) -> ModelVersion:
+    ) -> ModelVersion:  # fmt: skip
         command = rc.RecordGateResult(
             model=name, version=version, passed=passed, checks=dict(checks or {}), forced=forced
         )
@@ -142,11 +136,9 @@ class Client:
         flight is never taken. Returns the digests removed (or that would be, with dry_run).
         """
         return usecases.collect_garbage(
-            self.platform.registry,
-            self.platform.artifacts,
-            older_than_s=older_than_s,
+            self.platform.registry, self.platform.artifacts, older_than_s=older_than_s,
             dry_run=dry_run,
-        )
+        )  # fmt: skip
 
     # -- delivery: experiments, rollouts, deploys (modelplane.traffic) -----------------------
     def create_experiment(
@@ -182,20 +174,13 @@ class Client:
 
         if "steps" in options:
             options["steps"] = tuple(options["steps"])
-        return cast(
-            "Rollout", self._handle(StartRollout(model=model, candidate=candidate, **options))
-        )
+        command = StartRollout(model=model, candidate=candidate, **options)
+        return cast("Rollout", self._handle(command))
 
     def decide_rollout(
-        self,
-        model: str,
-        decision: str,
-        *,
-        reason: str,
-        evidence: Mapping[str, Any] | None = None,
-        expected_step: int | None = None,
-        manual: bool = False,
-    ) -> Rollout:
+        self, model: str, decision: str, *, reason: str, evidence: Mapping[str, Any] | None = None,
+        expected_step: int | None = None, manual: bool = False,
+    ) -> Rollout:  # fmt: skip
         """``advance``, ``promote`` or ``rollback`` the model's running rollout."""
         from modelplane.traffic.commands import DecideRollout
 
@@ -204,13 +189,9 @@ class Client:
                 f"unknown decision {decision!r}: advance, promote or rollback", field="decision"
             )
         command = DecideRollout(
-            model=model,
-            decision=decision,  # type: ignore[arg-type]
-            reason=reason,
-            evidence=dict(evidence or {}),
-            expected_step=expected_step,
-            manual=manual,
-        )
+            model=model, decision=decision, reason=reason,  # type: ignore[arg-type]
+            evidence=dict(evidence or {}), expected_step=expected_step, manual=manual,
+        )  # fmt: skip
         return cast("Rollout", self._handle(command))
 
     def abort_rollout(self, model: str, reason: str = "aborted by hand") -> Rollout:
