@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from modelplane.api.server import create_serving_app
 from modelplane.bootstrap import Platform
-from modelplane.serving.app import create_serving_app
 from modelplane.serving.options import ServeOptions
 
 __all__ = ["DEADLINE_S", "Server", "free_port", "serve", "wait_for"]

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from modelplane.api.server import create_serving_app
 from modelplane.auth.access import MEMO_S, OPERATIONS, Authenticator
 from modelplane.bootstrap import Platform
 from modelplane.client import Client
 from modelplane.config import Settings
 from modelplane.errors import Forbidden, Unauthorized
-from modelplane.serving.app import create_serving_app
 from modelplane.serving.grpc import grpc_predict_v2_pb2 as pb
 from modelplane.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from modelplane.serving.grpc.auth import RPC_OPERATIONS

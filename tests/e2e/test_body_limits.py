@@ -23,12 +23,12 @@ from sklearn.linear_model import LogisticRegression
 
 from modelplane.api import create_app
 from modelplane.api.limits import BodyLimit
+from modelplane.api.server import create_serving_app
 from modelplane.auth.commands import CreateToken
 from modelplane.bootstrap import Platform, bootstrap
 from modelplane.client import Client
 from modelplane.config import Settings
 from modelplane.runtimes import save_model
-from modelplane.serving.app import create_serving_app
 from modelplane.serving.options import ServeOptions
 
 pytestmark = pytest.mark.anyio

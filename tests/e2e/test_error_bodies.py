@@ -21,10 +21,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from modelplane.api.errors import error_json, public_message, redact_paths
+from modelplane.api.server import create_serving_app
 from modelplane.bootstrap import Platform
 from modelplane.client import Client
 from modelplane.errors import ArtifactMissing, InvalidInput, PredictionFailed
-from modelplane.serving.app import create_serving_app
 from modelplane.serving.options import ServeOptions
 
 pytestmark = pytest.mark.anyio

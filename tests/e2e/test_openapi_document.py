@@ -212,7 +212,7 @@ class TestResponses:
 
 class TestServingDocument:
     def test_the_serving_app_documents_the_same_operations(self) -> None:
-        from modelplane.serving.app import create_serving_app
+        from modelplane.api.server import create_serving_app
 
         serving = create_serving_app().app.openapi()  # the hot OIP routes are not in it
         assert serving["paths"] == DOC["paths"]

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from modelplane.api.server import create_serving_app
 from modelplane.bootstrap import Platform
 from modelplane.client import Client
-from modelplane.serving.app import create_serving_app
 from modelplane.serving.options import ModelOptions, ServeOptions
 from tests.e2e import harness, serving_models
 
@@ -473,7 +473,7 @@ class TestHotSwitch:
         )
         client.log_model(serving_models.times_ten, trust=True, name="live", input_example=X)
         async with serve(platform) as http:
-            pool = http._transport.app.state.serving.pool  # type: ignore[attr-defined]
+            view = http._transport.app.state.serving.view  # type: ignore[attr-defined]
             seen: list[tuple[int, str]] = []
             stop = asyncio.Event()
 
@@ -485,7 +485,7 @@ class TestHotSwitch:
             workers = [asyncio.create_task(load()) for _ in range(8)]
             await asyncio.sleep(0.2)
             await asyncio.to_thread(client.set_alias, "live", "champion", 2)
-            await pool.refresh()
+            await view.refresh()
             await asyncio.sleep(0.2)
             stop.set()
             await asyncio.gather(*workers)
@@ -737,16 +737,16 @@ class TestUnknownModels:
     async def test_unknown_model_is_looked_up_once_per_poll_interval(
         self, platform: Platform, registered: Client, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from modelplane.serving.pool import ModelPool
+        from modelplane.bootstrap.serving import PlatformViewSource
 
         calls: list[str] = []
-        real = ModelPool._fetch_view_blocking
+        real = PlatformViewSource.model
 
-        def counting(self: ModelPool, name: str) -> Any:
+        def counting(self: PlatformViewSource, name: str) -> Any:
             calls.append(name)
             return real(self, name)
 
-        monkeypatch.setattr(ModelPool, "_fetch_view_blocking", counting)
+        monkeypatch.setattr(PlatformViewSource, "model", counting)
         async with serve(platform) as http:
             statuses = [
                 (await http.post("/v2/models/ghost/infer", json=oip_body(X[:1]))).status_code
@@ -815,7 +815,7 @@ class TestSoleRequest:
                 answers.append(int(output(r.json(), "predict")[0]))
             r = await client.post("/predict", json={"model": "fraud", "inputs": [X[10].tolist()]})
             assert r.status_code == 200, r.text
-            served = await app.state.serving.pool.get("fraud")
+            served = await app.state.serving.view.get("fraud")
             at_once = sum(b.at_once for b in served.batchers.values())
             together = await asyncio.gather(
                 *(

@@ -435,8 +435,7 @@ class TestBlueGreen:
                         assert answered_by(r.json(), rows) == version
                     seen.append((r.status_code, version))
 
-            async def follow() -> None:  # what the poll loops do every poll interval
-                await state.pool.refresh()
+            async def follow() -> None:  # what the view's loop does every poll interval
                 await router.refresh()
 
             workers = [asyncio.create_task(hammer(k)) for k in range(8)]

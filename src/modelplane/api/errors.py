@@ -13,15 +13,14 @@ Handlers are keyed by exception class (Starlette's way), so domain code never im
 Under ``/v2`` (the Open Inference Protocol) the body is ``{"error": "<message>"}`` instead, as
 the protocol says (Triton's client breaks on an object) — unknown paths and methods included.
 
-What a client reads never carries the server's own details (:func:`public_message`): a 500 says
-its stable code and a fixed message (the detail is logged with the exception), and an absolute
-filesystem path in any other message is cut to its file name.
+What a client reads never carries the server's own details (:func:`public_message`, with
+``redact_paths``, ``is_oip_path`` and ``error_json``, lives in ``serving/errors.py``, below both
+this API and the serving edges, and is re-exported here).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -35,6 +34,7 @@ from starlette.routing import Match
 
 from modelplane.api.schemas import ErrorResponse
 from modelplane.errors import InvalidInput, MalformedRequest, ModelplaneError, Unauthorized
+from modelplane.serving.errors import error_json, is_oip_path, public_message, redact_paths
 
 __all__ = [
     "add_error_handlers",
@@ -68,56 +68,8 @@ def error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-# An absolute path: a "/" that starts a word (not inside a URL or a relative path) and the
-# characters up to a space, quote, bracket or separator; also ``file://`` URLs.
-_FILE_URL = re.compile(r"file://[^\s'\"`,;()\[\]{}<>|]*")
-_ABS_PATH = re.compile(r"(?<![\w:/.~\\-])/[^\s'\"`,;:()\[\]{}<>|]*/[^\s'\"`,;:()\[\]{}<>|]*")
-
-
-def _file_name(match: re.Match[str]) -> str:
-    text = match.group(0).removeprefix("file://").rstrip("/")
-    return text.rsplit("/", 1)[-1] or "/"
-
-
-def redact_paths(message: str) -> str:
-    """``message`` with every absolute filesystem path cut to its file name.
-
-    Runtimes and stores name the files they fail on; a client must not learn where the server
-    keeps them (``/srv/mp/home/artifacts/…/model.skops`` → ``model.skops``).
-    """
-    if "/" not in message:
-        return message
-    return _ABS_PATH.sub(_file_name, _FILE_URL.sub(_file_name, message))
-
-
-def public_message(exc: ModelplaneError) -> str:
-    """What a client may read of ``exc``: a 500's fixed text, any other message redacted.
-
-    The 500s (a failing model, a broken artifact, a bug) say their stable code and nothing of
-    the cause; the caller of :func:`public_message` logs the exception itself.
-    """
-    if exc.status == 500:
-        return f"internal error ({exc.code}); the detail is in the server log"
-    return redact_paths(exc.message)
-
-
-def is_oip_path(path: str) -> bool:
-    """Whether ``path`` is under ``/v2``, where errors have the Open Inference Protocol's shape."""
-    return path == "/v2" or path.startswith("/v2/")
-
-
 def _oip_route(request: Request) -> bool:
     return is_oip_path(request.scope.get("path", ""))
-
-
-def error_json(path: str, code: str, message: str, field: str | None = None) -> bytes:
-    """The error body for a request to ``path``, for senders of raw ASGI messages (middleware):
-    ``{"error": message}`` under ``/v2``, ``{"error": {code, message, field}}`` elsewhere."""
-    import orjson
-
-    if is_oip_path(path):
-        return orjson.dumps({"error": message})
-    return orjson.dumps({"error": {"code": code, "message": message, "field": field}})
 
 
 def error_response(

@@ -3,7 +3,7 @@
 One ASGI app under uvicorn with uvloop and httptools (measured: without them the same endpoint
 loses ~22 %; see README "Serving"). ``--workers N`` runs N processes sharing the port (gRPC
 too, by SO_REUSEPORT); metrics are then aggregated through prometheus-client's multiprocess
-mode. Workers exit when this process dies, even by ``kill -9`` (``http_server.worker_factory``),
+mode. Workers exit when this process dies, even by ``kill -9`` (``api.server.worker_factory``),
 so a restart can bind the same ports at once (uvicorn binds with ``SO_REUSEADDR``).
 """
 
@@ -23,9 +23,9 @@ from modelplane.cli.context import state
 __all__ = ["APP_FACTORY", "WORKER_APP_FACTORY", "serve"]
 
 #: Import string of the ASGI app factory uvicorn runs (``factory=True``).
-APP_FACTORY = "modelplane.serving.app:factory"
+APP_FACTORY = "modelplane.api.server:factory"
 #: The same app for ``--workers N``: each worker first ties its life to this process.
-WORKER_APP_FACTORY = "modelplane.serving.http_server:worker_factory"
+WORKER_APP_FACTORY = "modelplane.api.server:worker_factory"
 
 
 def serve(

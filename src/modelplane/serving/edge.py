@@ -20,9 +20,6 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from modelplane.api.errors import public_message
-from modelplane.auth.access import Authenticator
-from modelplane.bootstrap import Platform
 from modelplane.errors import (
     ModelplaneError,
     NotReady,
@@ -31,10 +28,13 @@ from modelplane.errors import (
     Unauthorized,
 )
 from modelplane.serving import accesslog, oip, tracing
+from modelplane.serving.errors import public_message
 from modelplane.serving.metrics import ServingMetrics
 from modelplane.serving.options import ServeOptions
 from modelplane.serving.pool import ModelPool
+from modelplane.serving.ports import Authenticator, ViewSource
 from modelplane.serving.service import InferenceService
+from modelplane.serving.view import ServingView
 
 __all__ = [
     "JSON",
@@ -51,29 +51,31 @@ NO_SPAN = contextlib.nullcontext()  # reusable: the request span while tracing i
 
 
 class ServingState:
-    """What the routes share; built in the lifespan."""
+    """What the routes share; built when the serving runtime starts."""
 
     def __init__(
         self,
-        platform: Platform,
         service: InferenceService,
-        pool: ModelPool,
         metrics: ServingMetrics,
         options: ServeOptions,
         auth: Authenticator,
+        *,
+        source: ViewSource,
+        max_body: int,
     ) -> None:
-        self.platform = platform
         self.service = service
-        self.pool = pool
+        self.view: ServingView = service.view
+        self.pool: ModelPool = service.view.pool
         self.metrics = metrics
         self.options = options
-        self.max_body = platform.settings.max_body_bytes
+        self.source = source
+        self.max_body = max_body
         self.auth = auth
         self._needs = auth.needs
 
     def authorize(self, request: Request, operation: str) -> None:
-        """Refuse the request unless its bearer token may call ``operation``
-        (:data:`modelplane.auth.access.OPERATIONS`; the gRPC doors use the same check)."""
+        """Refuse the request unless its bearer token may call ``operation`` (the
+        authenticator's rule of each operation; the gRPC doors use the same check)."""
         if self._needs.get(operation, "admin") is not None:
             self.auth.check(operation, _header(request, b"authorization"))
 
@@ -163,7 +165,7 @@ async def _body(request: Request, limit: int) -> bytes:
 def _error_response(exc: ModelplaneError, *, oip_shape: bool) -> RawResponse:
     """OIP routes answer ``{"error": "…"}``; the others the registry's ``{"error": {code, …}}``.
     A shed request (bulkhead full) says when to retry; a 401 says how to authenticate. The
-    message is what a client may read (:func:`~modelplane.api.errors.public_message`)."""
+    message is what a client may read (:func:`~modelplane.serving.errors.public_message`)."""
     message = public_message(exc)
     body = (
         oip.encode_error(message)

@@ -20,7 +20,7 @@ worker): the set of the last one to open a connection is the one read.
 **Workers die with their server.** ``modelplane serve --workers N`` runs N uvicorn worker
 processes under a supervisor; killed with ``kill -9``, the supervisor cannot stop them, and they
 kept serving the inherited sockets (HTTP, and gRPC through ``SO_REUSEPORT``), so a restart got
-"address already in use". Each worker builds its app through :func:`worker_factory`, which
+"address already in use". Each worker builds its app through ``api.server.worker_factory``, which
 first calls :func:`exit_with_parent`: on Linux the kernel sends the worker SIGTERM when its
 parent dies (``prctl(PR_SET_PDEATHSIG)``), and on every platform a thread watches
 ``os.getppid()``; either way the worker drains as on any SIGTERM (uvicorn stops accepting, the
@@ -46,8 +46,8 @@ __all__ = [
     "SUPERVISOR_ENV",
     "ServingHttpProtocol",
     "exit_with_parent",
+    "grace_s",
     "sole_request",
-    "worker_factory",
 ]
 
 #: Set by ``modelplane serve --workers N`` to its own pid: a worker that sees it (and is not
@@ -77,17 +77,6 @@ class ServingHttpProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         global _tasks
         _tasks = server_state.tasks
-
-
-def worker_factory() -> Any:
-    """The serving app for a uvicorn worker (``factory=True``): tied to its supervisor's life
-    first (when ``SUPERVISOR_ENV`` names another process), then ``serving.app.factory()``."""
-    supervisor = os.environ.get(SUPERVISOR_ENV, "")
-    if supervisor.isdigit() and int(supervisor) != os.getpid():
-        exit_with_parent(int(supervisor), grace_s=_grace_s())
-    from modelplane.serving.app import factory  # the app imports this module: not at the top
-
-    return factory()
 
 
 def exit_with_parent(parent: int, *, grace_s: float, poll_s: float = 0.5) -> threading.Thread:
@@ -121,7 +110,8 @@ def _watch_parent(parent: int, grace_s: float, poll_s: float, armed: bool) -> No
     os._exit(1)
 
 
-def _grace_s() -> float:
+def grace_s() -> float:
+    """How long a worker whose supervisor died may drain: the drain time, plus 5 s."""
     raw = os.environ.get("MODELPLANE_SERVE_OPTIONS")
     drain = 10.0
     if raw:

@@ -135,6 +135,26 @@ class ServingMetrics:
         )
         if self._fast:
             r.register(_Deferred(self, (self.requests, self.latency, self.batch_size)))
+        self._model_metrics(r)
+        # Requests in flight: one process counts in a plain int the gauge reads when scraped
+        # (two locked gauge updates per request saved); several workers need the shared file.
+        self._in_flight = 0
+        self._shared_in_flight = is_multiprocess()
+        if not self._shared_in_flight:
+            self.in_flight.set_function(lambda: self._in_flight)
+        # Pre-bound label children: ``.labels()`` takes a lock and converts every value to
+        # str on each call; a plain dict lookup keyed by the raw tuple does not.
+        self._children: dict[Hashable, Any] = {}
+        self._depths: dict[str, int] = {}
+        # One process: totals by raw label tuple, and the label child each one is copied into.
+        # A histogram's list: the count of each bucket (+Inf last), then the sum.
+        self._counts: dict[tuple[Any, ...], int] = {}
+        self._latencies: dict[Hashable, list[float]] = {}
+        self._batches: dict[str, list[float]] = {}
+        self._targets: dict[Hashable, Any] = {}
+
+    def _model_metrics(self, r: CollectorRegistry) -> None:
+        """The metrics of models, cache, log and load (updated off the per-request path)."""
         self.queue_depth = Gauge(
             "modelplane_queue_depth",
             "Requests waiting in a model's batching queue.",
@@ -188,22 +208,6 @@ class ServingMetrics:
             multiprocess_mode="livesum",
             registry=r,
         )
-        # Requests in flight: one process counts in a plain int the gauge reads when scraped
-        # (two locked gauge updates per request saved); several workers need the shared file.
-        self._in_flight = 0
-        self._shared_in_flight = is_multiprocess()
-        if not self._shared_in_flight:
-            self.in_flight.set_function(lambda: self._in_flight)
-        # Pre-bound label children: ``.labels()`` takes a lock and converts every value to
-        # str on each call; a plain dict lookup keyed by the raw tuple does not.
-        self._children: dict[Hashable, Any] = {}
-        self._depths: dict[str, int] = {}
-        # One process: totals by raw label tuple, and the label child each one is copied into.
-        # A histogram's list: the count of each bucket (+Inf last), then the sum.
-        self._counts: dict[tuple[Any, ...], int] = {}
-        self._latencies: dict[Hashable, list[float]] = {}
-        self._batches: dict[str, list[float]] = {}
-        self._targets: dict[Hashable, Any] = {}
 
     def _child(self, metric: Any, *labels: object) -> Any:
         key = (id(metric), *labels)

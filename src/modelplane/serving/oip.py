@@ -28,7 +28,7 @@ count that does not match the shape, values that do not convert to the datatype)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
@@ -37,11 +37,29 @@ import numpy as np
 import orjson
 
 from modelplane.errors import InvalidInput, MalformedRequest, ModelplaneError
-from modelplane.serving.types import InferRequest, InferResult, ModelInfo
+
+# The datatypes and the answer side are re-exported: callers import them from here.
+from modelplane.serving.datatypes import (
+    DATATYPES,
+    HEADER_LENGTH,
+    Array,
+    oip_datatype,
+    signature_dtype_to_oip,
+)
+from modelplane.serving.oip_encode import (
+    encode_error,
+    encode_infer_response,
+    encode_raw_tensor,
+    json_default,
+    model_metadata_json,
+    server_metadata_json,
+)
+from modelplane.serving.types import InferRequest
 
 __all__ = [
     "DATATYPES",
     "HEADER_LENGTH",
+    "Array",
     "OipInferRequest",
     "binary_outputs_requested",
     "decode_infer_request",
@@ -56,49 +74,7 @@ __all__ = [
     "signature_dtype_to_oip",
 ]
 
-HEADER_LENGTH = "Inference-Header-Content-Length"
-
-Array = np.ndarray[Any, Any]
-
-#: OIP datatype → numpy dtype. BYTES is an object array whose elements are ``bytes``.
-DATATYPES: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(object),
-}
-_BY_KIND = {(dt.kind, dt.itemsize): name for name, dt in DATATYPES.items() if name != "BYTES"}
-_SIGNATURE_DTYPES = {"string": "BYTES", "str": "BYTES", "bytes": "BYTES", "object": "BYTES"}
 _MAX_DIMS = 32  # numpy's own limit is 64; no model takes more than a handful
-
-
-def oip_datatype(dtype: np.dtype[Any]) -> str:
-    """The OIP datatype of a numpy dtype (strings and objects are BYTES)."""
-    if dtype.kind in "OUS":
-        return "BYTES"
-    name = _BY_KIND.get((dtype.kind, dtype.itemsize))
-    if name is None:
-        raise ModelplaneError(f"numpy dtype {dtype} has no Open Inference Protocol datatype")
-    return name
-
-
-def signature_dtype_to_oip(name: str) -> str:
-    """A modelplane signature dtype (a numpy name: ``float64``, ``string``…) as an OIP datatype."""
-    if name in _SIGNATURE_DTYPES:
-        return _SIGNATURE_DTYPES[name]
-    try:
-        return oip_datatype(np.dtype(name))
-    except (TypeError, ValueError, ModelplaneError):
-        raise InvalidInput(f"dtype {name!r} has no OIP datatype", field=name) from None
 
 
 # -- requests ------------------------------------------------------------------------------------
@@ -147,19 +123,7 @@ def decode_infer_request(
     specs = doc.get("inputs")
     if type(specs) is not list:
         raise MalformedRequest("inputs must be a list of tensors", field="inputs")
-    inputs: dict[str, Array] = {}
-    offset = 0
-    for i, spec in enumerate(specs):
-        name, array, offset = _decode_input(spec, i, binary, offset)
-        if name in inputs:
-            raise InvalidInput(f"input {name!r} is given twice", field=f"inputs[{i}].name")
-        inputs[name] = array
-    if binary is not None and offset != len(binary):
-        raise MalformedRequest(
-            f"the body has {len(binary)} bytes after the JSON header but the inputs' "
-            f"binary_data_size add up to {offset}",
-            field=HEADER_LENGTH,
-        )
+    inputs = _decode_inputs(specs, binary)
     everything = parameters.get("binary_data_output", False)
     if type(everything) is not bool:
         raise MalformedRequest(
@@ -183,6 +147,24 @@ def decode_infer_request(
         unit_id=unit_id_parameter(parameters.get("unit_id"), "parameters.unit_id"),
         binary_outputs=binary_outputs,
     )
+
+
+def _decode_inputs(specs: list[Any], binary: memoryview | None) -> dict[str, Array]:
+    """The input tensors by name; binary ones take the bytes after the JSON header in order."""
+    inputs: dict[str, Array] = {}
+    offset = 0
+    for i, spec in enumerate(specs):
+        name, array, offset = _decode_input(spec, i, binary, offset)
+        if name in inputs:
+            raise InvalidInput(f"input {name!r} is given twice", field=f"inputs[{i}].name")
+        inputs[name] = array
+    if binary is not None and offset != len(binary):
+        raise MalformedRequest(
+            f"the body has {len(binary)} bytes after the JSON header but the inputs' "
+            f"binary_data_size add up to {offset}",
+            field=HEADER_LENGTH,
+        )
+    return inputs
 
 
 def unit_id_parameter(value: Any, field: str) -> str | None:
@@ -460,112 +442,3 @@ def _decode_outputs(value: Any) -> dict[str, bool | None]:
             )
         flags[name] = flag
     return flags
-
-
-# -- responses -----------------------------------------------------------------------------------
-def encode_infer_response(
-    result: InferResult, *, model_name: str, binary_outputs: AbstractSet[str] | bool = False
-) -> tuple[bytes, dict[str, str]]:
-    """The response body and its extra headers (``Inference-Header-Content-Length`` if binary)."""
-    outputs: list[dict[str, Any]] = []
-    chunks: list[bytes] = []
-    for name, value in result.outputs.items():
-        array = np.asarray(value)
-        datatype = oip_datatype(array.dtype)
-        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
-        if binary_outputs is True or (
-            not isinstance(binary_outputs, bool) and name in binary_outputs
-        ):
-            raw = encode_raw_tensor(array)
-            entry["parameters"] = {"binary_data_size": len(raw)}
-            chunks.append(raw)
-        else:
-            entry["data"] = _json_data(array, datatype)
-        outputs.append(entry)
-    doc: dict[str, Any] = {"model_name": model_name, "model_version": str(result.version)}
-    if result.id is not None:
-        doc["id"] = result.id
-    parameters = dict(result.parameters)
-    if result.fallback:
-        parameters["fallback"] = True
-    if parameters:
-        doc["parameters"] = parameters
-    doc["outputs"] = outputs
-    try:
-        header = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY, default=json_default)
-    except orjson.JSONEncodeError as exc:
-        raise ModelplaneError(f"the response cannot be encoded as JSON: {exc}") from None
-    if not chunks:
-        return header, {}
-    return b"".join([header, *chunks]), {HEADER_LENGTH: str(len(header))}
-
-
-def _json_data(array: Array, datatype: str) -> Any:
-    if datatype == "BYTES":
-        return [_text(item) for item in array.ravel().tolist()]
-    if datatype == "FP16" or not array.dtype.isnative:
-        return array.ravel().tolist()
-    return array.ravel()  # C-contiguous: orjson writes it straight from the buffer
-
-
-def _text(item: Any) -> str:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, bytes):
-        return item.decode("utf-8", "backslashreplace")
-    return str(item)
-
-
-def json_default(value: Any) -> Any:
-    """orjson's ``default=`` for what ``OPT_SERIALIZE_NUMPY`` leaves out: object arrays (string
-    labels), non-contiguous or non-native arrays, numpy scalars, ``bytes`` (as UTF-8 text)."""
-    if isinstance(value, np.generic | np.ndarray):
-        return value.tolist()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    return str(value)
-
-
-def encode_raw_tensor(array: Array) -> bytes:
-    """A tensor's raw bytes: little-endian, row-major; BYTES as 4-byte length + bytes each."""
-    if oip_datatype(array.dtype) != "BYTES":
-        return np.asarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-    parts: list[bytes] = []
-    for item in array.ravel().tolist():
-        data = item if isinstance(item, bytes) else _text(item).encode("utf-8", "surrogatepass")
-        if len(data) >= 1 << 32:
-            raise ModelplaneError("a BYTES element is over 4 GiB, which OIP cannot carry")
-        parts.append(len(data).to_bytes(4, "little"))
-        parts.append(data)
-    return b"".join(parts)
-
-
-def encode_error(message: str) -> bytes:
-    """OIP's error body: ``{"error": "…"}``."""
-    try:
-        return orjson.dumps({"error": message})
-    except orjson.JSONEncodeError:
-        clean = message.encode("utf-8", "backslashreplace").decode("utf-8")
-        return orjson.dumps({"error": clean})
-
-
-def model_metadata_json(info: ModelInfo) -> bytes:
-    """The body of ``GET /v2/models/{name}[/versions/{v}]``."""
-    return orjson.dumps(
-        {
-            "name": info.name,
-            "versions": list(info.versions),
-            "platform": info.platform,
-            "inputs": [_tensor_meta(t.name, t.datatype, t.shape) for t in info.inputs],
-            "outputs": [_tensor_meta(t.name, t.datatype, t.shape) for t in info.outputs],
-        }
-    )
-
-
-def _tensor_meta(name: str, datatype: str, shape: Sequence[int]) -> dict[str, Any]:
-    return {"name": name, "datatype": datatype, "shape": list(shape)}
-
-
-def server_metadata_json(name: str, version: str, extensions: Iterable[str]) -> bytes:
-    """The body of ``GET /v2``."""
-    return orjson.dumps({"name": name, "version": version, "extensions": list(extensions)})

@@ -16,7 +16,7 @@ from modelplane.serving.edge import (
     _error_response,
     _observed,
 )
-from modelplane.serving.pool import ServedModel
+from modelplane.serving.served import ServedModel
 
 __all__ = ["admin_load", "admin_models", "admin_unload", "metrics_endpoint"]
 
@@ -54,14 +54,14 @@ async def admin_models(request: Request, state: ServingState) -> Response:
 
 @_observed("admin_load", oip_errors=False)
 async def admin_load(request: Request, state: ServingState) -> Response:
-    served = await state.pool.load(request.path_params["name"])
+    served = await state.view.load(request.path_params["name"])
     return Response(orjson.dumps(_describe(served, state)), media_type=JSON)
 
 
 @_observed("admin_unload", oip_errors=False)
 async def admin_unload(request: Request, state: ServingState) -> Response:
     name = request.path_params["name"]
-    versions = await state.pool.unload(name.split("/")[0])
+    versions = state.view.unload(name.split("/")[0])
     return Response(orjson.dumps({"name": name, "unloaded": versions}), media_type=JSON)
 
 

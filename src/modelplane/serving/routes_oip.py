@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelplane import __version__
+from modelplane.core.version import VERSION
 from modelplane.errors import MalformedRequest
 from modelplane.serving import oip
 from modelplane.serving.edge import (
@@ -41,9 +41,7 @@ EXTENSIONS = ("binary_tensor_data", "model_repository")
 
 @_observed("server_metadata")
 async def server_metadata(request: Request, state: ServingState) -> Response:
-    return Response(
-        oip.server_metadata_json("modelplane", __version__, EXTENSIONS), media_type=JSON
-    )
+    return Response(oip.server_metadata_json("modelplane", VERSION, EXTENSIONS), media_type=JSON)
 
 
 @_observed("live")
@@ -68,7 +66,7 @@ async def model_metadata(request: Request, state: ServingState) -> Response:
 @_observed("model_ready")
 async def model_ready(request: Request, state: ServingState) -> Response:
     name, version = request.path_params["name"], request.path_params.get("version")
-    served = await state.pool.get(name, version)
+    served = await state.view.get(name, version)
     ready = state.service.ready()
     body = {"name": served.name, "version": str(served.version), "ready": ready}
     return Response(orjson.dumps(body), 200 if ready else 503, media_type=JSON)
@@ -110,30 +108,29 @@ async def infer(request: Request, state: ServingState) -> RawResponse:
 # -- model repository ---------------------------------------------------------------------------
 @_observed("repository_index")
 async def repository_index(request: Request, state: ServingState) -> Response:
-    page = await run_in_threadpool(state.platform.registry.list_models, limit=1000)
+    names = await run_in_threadpool(state.source.model_names)
     loaded = {(s.name, s.version) for s in state.pool.loaded()}
     index: list[dict[str, Any]] = []
-    for model in page.items:
-        versions = sorted(v for (n, v) in loaded if n == model.name)
+    for name in names:
+        versions = sorted(v for (n, v) in loaded if n == name)
         if versions:
             index += [
-                {"name": model.name, "version": str(v), "state": "READY", "reason": ""}
-                for v in versions
+                {"name": name, "version": str(v), "state": "READY", "reason": ""} for v in versions
             ]
         else:
             index.append(
-                {"name": model.name, "version": "", "state": "UNAVAILABLE", "reason": "not loaded"}
+                {"name": name, "version": "", "state": "UNAVAILABLE", "reason": "not loaded"}
             )
     return Response(orjson.dumps(index), media_type=JSON)
 
 
 @_observed("repository_load")
 async def repository_load(request: Request, state: ServingState) -> Response:
-    await state.pool.load(request.path_params["name"])
+    await state.view.load(request.path_params["name"])
     return Response(b"", 200)
 
 
 @_observed("repository_unload")
 async def repository_unload(request: Request, state: ServingState) -> Response:
-    await state.pool.unload(request.path_params["name"].split("@")[0].split("/")[0])
+    state.view.unload(request.path_params["name"].split("@")[0].split("/")[0])
     return Response(b"", 200)

@@ -12,7 +12,6 @@ from starlette.responses import Response
 
 from modelplane.errors import InvalidInput, MalformedRequest, NotReady
 from modelplane.serving import oip
-from modelplane.serving.delivery import LABEL_LIMIT, REWARD_LIMIT
 from modelplane.serving.edge import (
     JSON,
     RawResponse,
@@ -22,8 +21,9 @@ from modelplane.serving.edge import (
     _header_unit_id,
     _observed,
 )
+from modelplane.serving.feedback import LABEL_LIMIT, REWARD_LIMIT
 from modelplane.serving.http_server import sole_request
-from modelplane.serving.pool import ServedModel
+from modelplane.serving.served import ServedModel
 from modelplane.serving.types import InferRequest
 
 __all__ = ["feedback", "plain_inputs", "predict"]
@@ -55,28 +55,19 @@ async def predict(request: Request, state: ServingState) -> RawResponse:
     outputs = doc.get("outputs") or []
     if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
         raise InvalidInput("'outputs' must be a list of output names", field="outputs")
-    router = state.service.router
-    route = router.routes.get(model) if router is not None else None
-    arm = None
-    if route is not None:  # the arm's version decodes the inputs (its signature) and answers
-        arm = route.pick(unit_id)
-        served = await state.pool.get(f"{model}/{arm.version}")
-    else:
-        served = await state.pool.get(model)
-    inputs = plain_inputs(doc.get("inputs"), served)
     req = InferRequest(
-        model=f"{served.name}/{served.version}",
-        inputs=inputs,
+        model=model,
+        inputs={},
         id=doc.get("request_id") if isinstance(doc.get("request_id"), str) else None,
-        outputs=(served.predict_output, *(o for o in outputs if o != served.predict_output)),
         unit_id=unit_id,
         no_cache="no-cache" in (_header(request, b"cache-control") or ""),
-        route=route,
-        arm=arm,
-        routed=router is not None,  # looked up above: one dict lookup when there is no route
         sole=sole_request(),
     )
-    result = await state.service.infer(req)
+    # Resolved once (the arm too, when routed): the version's signature decodes the inputs.
+    served = await state.view.resolve(req)
+    req.inputs = plain_inputs(doc.get("inputs"), served)
+    req.outputs = (served.predict_output, *(o for o in outputs if o != served.predict_output))
+    result = await state.service.infer(req, served)
     answer: dict[str, Any] = {
         "model": result.model,
         "version": result.version,
@@ -88,9 +79,9 @@ async def predict(request: Request, state: ServingState) -> RawResponse:
             answer[name] = value
     if result.fallback:
         answer["fallback"] = True
-    if arm is not None and route is not None:
-        answer["variant"] = arm.name
-        answer["experiment"] = route.name
+    if req.arm is not None and req.route is not None:
+        answer["variant"] = req.arm.name
+        answer["experiment"] = req.route.name
     headers = {
         "x-model-name": result.model,
         "x-model-version": str(result.version),

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from modelplane.traffic.model import Arm
-    from modelplane.traffic.routing import Route
+    from modelplane.serving.ports import Arm, Route
 
 __all__ = ["InferRequest", "InferResult", "InferenceCore", "ModelInfo", "TensorMeta"]
 
@@ -50,10 +49,8 @@ class InferRequest:
     first dimension is the batch. ``outputs`` lists requested output names (empty = all).
 
     ``unit_id`` (a user, a card…) keeps a unit on one arm of an experiment or rollout. ``route``
-    and ``arm`` are set by an edge that already chose the arm (``/predict`` needs the arm's
-    signature to decode its inputs); otherwise the service chooses for a bare-name ``model``.
-    ``routed`` says the edge already looked the routing table up (so the service does not
-    again, when it found no route). ``sole`` says the edge knows this is the only request the
+    and ``arm`` are set by the serving view when it resolves a routed bare-name ``model`` (once
+    per request, whatever the edge). ``sole`` says the edge knows this is the only request the
     server holds (REST under ``modelplane serve``; see ``http_server.py``): an idle model on
     the event loop then predicts it at once instead of one loop turn later.
     """
@@ -68,7 +65,6 @@ class InferRequest:
     no_cache: bool = False
     route: Route | None = None
     arm: Arm | None = None
-    routed: bool = False
     sole: bool = False
 
 

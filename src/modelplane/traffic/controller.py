@@ -33,6 +33,8 @@ baseline's are the current step's, or all steps' when the step sent it too littl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -48,7 +50,13 @@ from modelplane.traffic.live import Counters, slower_than
 from modelplane.traffic.rollout import Rollout
 from modelplane.traffic.views import BASELINE, CANDIDATE, TrafficViews
 
-__all__ = ["EARLY_REQUESTS", "LATENCY_SLACK_MS", "RolloutController", "StepDecision"]
+__all__ = [
+    "EARLY_REQUESTS",
+    "LATENCY_SLACK_MS",
+    "ControllerJob",
+    "RolloutController",
+    "StepDecision",
+]
 
 log = logging.getLogger(__name__)
 
@@ -343,3 +351,39 @@ class RolloutController:
                 last_hold = kind if decision.action == "hold" else ""
             if decision.action == "hold":
                 sleep(interval_s)
+
+
+class ControllerJob:
+    """Runs :meth:`RolloutController.tick` every ``interval_s`` beside a server (DB work in a
+    thread), started and stopped with it.
+
+    Several replicas may run it at once: the rollout aggregate refuses a second decision on a
+    step (``expected_step``), so a double move cannot happen. Errors are logged, never raised.
+    """
+
+    def __init__(self, controller: RolloutController, interval_s: float) -> None:
+        self._controller = controller
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="modelplane-canary")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                decisions = await asyncio.to_thread(self._controller.tick)
+            except Exception:
+                log.exception("canary controller tick failed")
+                continue
+            for decision in decisions:
+                if decision.action != "hold":
+                    log.info("canary: %s", decision.line())

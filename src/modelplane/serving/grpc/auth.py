@@ -19,10 +19,10 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from modelplane.api.errors import public_message
-from modelplane.auth.access import Authenticator
 from modelplane.errors import ModelplaneError
+from modelplane.serving.errors import public_message
 from modelplane.serving.grpc.server import status_code
+from modelplane.serving.ports import Authenticator
 
 __all__ = ["RPC_OPERATIONS", "AuthInterceptor", "auth_interceptors"]
 

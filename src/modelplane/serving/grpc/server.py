@@ -18,7 +18,7 @@ Errors become gRPC status codes::
     any other ModelplaneError                            INTERNAL, with a fixed message
     anything else                                        INTERNAL, logged
 
-A status message is what a REST client would read (``api.errors.public_message``): a 500 says
+A status message is what a REST client would read (``serving.errors.public_message``): a 500 says
 its stable code only (the exception is logged), and absolute paths are cut to file names.
 Authentication is an interceptor (``auth.py``), passed in by the serving app.
 """
@@ -35,8 +35,7 @@ from typing import Any, TypeAlias
 import grpc
 import numpy as np
 
-from modelplane import __version__
-from modelplane.api.errors import public_message
+from modelplane.core.version import VERSION
 from modelplane.errors import (
     DeadlineExceeded,
     Forbidden,
@@ -50,6 +49,7 @@ from modelplane.errors import (
     Unavailable,
 )
 from modelplane.serving import oip
+from modelplane.serving.errors import public_message
 from modelplane.serving.grpc import grpc_predict_v2_pb2 as pb2
 from modelplane.serving.grpc import grpc_predict_v2_pb2_grpc as pb2_grpc
 from modelplane.serving.types import InferenceCore, InferRequest, InferResult, TensorMeta
@@ -295,7 +295,7 @@ class InferenceServicer(pb2_grpc.GRPCInferenceServiceServicer):
         core: InferenceCore,
         *,
         server_name: str = "modelplane",
-        server_version: str = __version__,
+        server_version: str = VERSION,
         extensions: Sequence[str] = (),
     ) -> None:
         self._core = core
