@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from modelplane.bootstrap import Platform, bootstrap
 from modelplane.client import Client
 from modelplane.config import Settings
-from modelplane.db import tables as t
 from modelplane.errors import (
     AliasNotFound,
     Conflict,
@@ -31,6 +30,7 @@ from modelplane.errors import (
 from modelplane.registry import commands as c
 from modelplane.registry.model import Lineage
 from modelplane.registry.views import MetricFilter
+from tests import tables as t
 
 DIGEST = "ab" * 32
 
@@ -486,6 +486,19 @@ def test_head_matches_the_newest_migration_script() -> None:
         for p in (Path(migrate.__file__).parent / "migrations" / "versions").glob("0*.py")
     )
     assert scripts[-1] == migrate.HEAD
+
+
+def test_the_declared_heads_are_the_heads_alembic_finds() -> None:
+    """The shared chain's HEAD and every capability's declared ``Migrations.head`` (read at
+    start-up without Alembic) are what Alembic finds in the folders."""
+    from alembic.script import ScriptDirectory
+
+    from modelplane.bootstrap import HEAD, SCHEMA
+    from modelplane.db.migrate import alembic_config
+
+    scripts = ScriptDirectory.from_config(alembic_config(SCHEMA))
+    assert set(scripts.get_heads()) == SCHEMA.heads
+    assert " ".join(sorted(SCHEMA.heads)) == HEAD
 
 
 @pytest.mark.postgres

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from modelplane.bootstrap import Platform, bootstrap
 from modelplane.client import Client
 from modelplane.config import Settings
-from modelplane.db import tables as t
 from modelplane.errors import (
     Conflict,
     ExperimentNotFound,
@@ -32,6 +31,7 @@ from modelplane.registry import commands as rc
 from modelplane.traffic.controller import RolloutController, StepDecision
 from modelplane.traffic.live import LiveStats
 from modelplane.traffic.rollout import Rollout
+from tests import tables as t
 from tests.clocks import WallClock
 
 DIGEST = "cd" * 32

@@ -1,4 +1,5 @@
-"""An in-memory unit of work: the same port as :class:`modelplane.db.uow.SqlUnitOfWork`.
+"""An in-memory unit of work: the same port as :class:`modelplane.db.uow.SqlUnitOfWork` with
+the repositories :data:`modelplane.bootstrap.CAPABILITIES` declare.
 
 :class:`FakeDatabase` is what survives between commands (committed rows and the event log);
 each :class:`FakeUnitOfWork` is one transaction over it. On ``__enter__`` the transaction takes
@@ -22,9 +23,9 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from modelplane.auth.model import Token
+from modelplane.bootstrap.ports import RegistryModelPort
 from modelplane.core.messages import Event
 from modelplane.core.uow import HasEvents
-from modelplane.db.model_port import SqlModelPort
 from modelplane.registry.model import ModelVersion, RegisteredModel
 from modelplane.traffic.deployment import Deployment
 from modelplane.traffic.experiment import Experiment
@@ -247,7 +248,7 @@ class FakeUnitOfWork:
     experiments: FakeExperimentRepository
     rollouts: FakeRolloutRepository
     deployments: FakeDeploymentRepository
-    model_port: SqlModelPort  # it runs no SQL: the real port over the fake repository
+    model_port: RegistryModelPort  # it runs no SQL: the real port over the fake repository
 
     def __init__(self, db: FakeDatabase, clock: Callable[[], datetime]) -> None:
         self.db = db
@@ -263,7 +264,7 @@ class FakeUnitOfWork:
         self.experiments = FakeExperimentRepository(self._tx)
         self.rollouts = FakeRolloutRepository(self._tx)
         self.deployments = FakeDeploymentRepository(self._tx)
-        self.model_port = SqlModelPort(self.models, self.clock)
+        self.model_port = RegistryModelPort(self.models, self.clock)
         return self
 
     def __exit__(

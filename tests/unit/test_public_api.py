@@ -12,7 +12,7 @@ import pytest
 
 import modelplane
 from modelplane import errors
-from modelplane.bootstrap import COMMAND_HANDLERS, compose_handlers
+from modelplane.bootstrap import CAPABILITIES, COMMAND_HANDLERS, compose_handlers
 from modelplane.core.messages import Command
 
 
@@ -48,20 +48,17 @@ def test_import_pulls_in_no_engine_database_or_web_framework() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def _commands() -> list[type[Command]]:
-    """Every command class of every capability (``<capability>/commands.py``)."""
-    found: list[type[Command]] = []
-    for module_name in sorted(CAPABILITY_COMMANDS):
-        module = importlib.import_module(module_name)
-        found += [
-            obj
-            for obj in vars(module).values()
-            if isinstance(obj, type)
-            and issubclass(obj, Command)
-            and obj is not Command
-            and obj.__module__ == module_name
-        ]
-    return found
+def _commands(module_name: str) -> list[type[Command]]:
+    """Every command class a capability's ``commands`` module defines."""
+    module = importlib.import_module(module_name)
+    return [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and issubclass(obj, Command)
+        and obj is not Command
+        and obj.__module__ == module_name
+    ]
 
 
 CAPABILITY_COMMANDS = {
@@ -71,12 +68,22 @@ CAPABILITY_COMMANDS = {
 
 
 def test_every_command_of_every_capability_has_exactly_one_handler() -> None:
-    commands = _commands()
-    assert {c.__module__ for c in commands} == CAPABILITY_COMMANDS  # every capability seen
+    """Through the composed table: each declared capability's commands are handled by that
+    capability's own handler, and no ``<capability>/commands.py`` belongs to none."""
+    declared = {f"modelplane.{c.name}.commands" for c in CAPABILITIES}
+    assert declared >= CAPABILITY_COMMANDS  # every capability with commands is declared
     assert len(CAPABILITY_COMMANDS) >= 3
-    for command in commands:
-        assert command in COMMAND_HANDLERS, f"{command.__name__} has no handler"
-    assert set(COMMAND_HANDLERS) == set(commands)  # and nothing handled is not a command
+    seen: list[type[Command]] = []
+    for capability in CAPABILITIES:
+        module_name = f"modelplane.{capability.name}.commands"
+        commands = _commands(module_name) if module_name in CAPABILITY_COMMANDS else []
+        assert set(capability.command_handlers) == set(commands), capability.name
+        for command in commands:
+            assert command in COMMAND_HANDLERS, f"{command.__name__} has no handler"
+            assert COMMAND_HANDLERS[command] is capability.command_handlers[command]
+        seen += commands
+    assert len(seen) == len(set(seen))
+    assert set(COMMAND_HANDLERS) == set(seen)  # and nothing handled is not a command
 
 
 def test_a_second_handler_for_a_command_fails_at_composition() -> None:

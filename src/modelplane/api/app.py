@@ -15,11 +15,11 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from modelplane import __version__
-from modelplane.api import routes_delivery, routes_events, routes_registry, security
 from modelplane.api.errors import add_error_handlers
 from modelplane.api.limits import BodyLimit
-from modelplane.bootstrap import Platform, bootstrap
+from modelplane.bootstrap import CAPABILITIES, Platform, bootstrap
 from modelplane.config import Settings
+from modelplane.core.capability import resolve
 
 __all__ = ["API_PREFIX", "DESCRIPTION", "create_app", "include_routers"]
 
@@ -47,17 +47,17 @@ rollouts with their live state, and blue-green deploys with rollback.
 
 
 def include_routers(app: FastAPI, *, prefix: str = API_PREFIX) -> None:
-    """Mount the registry, events, delivery and tokens routers on ``app`` under ``prefix``.
+    """Mount the router each capability names (registry, delivery, events, tokens: in the order
+    of ``bootstrap.CAPABILITIES``) on ``app`` under ``prefix``.
 
     ``app`` also gets :class:`~modelplane.api.limits.BodyLimit`: every request body is bounded
     while it streams in, and a write under ``prefix`` without a write token is refused before
     its body is read.
     """
     app.add_middleware(BodyLimit, prefix=prefix)
-    app.include_router(routes_registry.router, prefix=prefix)
-    app.include_router(routes_delivery.router, prefix=prefix)
-    app.include_router(routes_events.router, prefix=prefix)
-    app.include_router(security.router, prefix=prefix)
+    for capability in CAPABILITIES:
+        if capability.router is not None:
+            app.include_router(resolve(capability.router), prefix=prefix)
 
 
 def _lifespan(

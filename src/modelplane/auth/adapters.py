@@ -7,10 +7,10 @@ from typing import Any, Protocol
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
+from modelplane.auth import tables as t
 from modelplane.auth.model import Token
 from modelplane.core.clock import aware
 from modelplane.core.uow import HasEvents
-from modelplane.db import tables as t
 
 __all__ = ["SqlTokenRepository", "row_to_token"]
 

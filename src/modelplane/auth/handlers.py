@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Mapping
 
 from modelplane.auth.commands import CreateToken, RevokeToken
 from modelplane.auth.model import Token, new_secret
-from modelplane.auth.repository import TokenRepository
-from modelplane.core.uow import UnitOfWork
+from modelplane.auth.repository import TokenUnitOfWork
+from modelplane.core.bus import CommandHandler
+from modelplane.core.messages import Command
 from modelplane.errors import TokenNotFound
 
 __all__ = ["COMMAND_HANDLERS", "CreatedToken"]
-
-
-class TokenUnitOfWork(UnitOfWork, Protocol):
-    tokens: TokenRepository
-    clock: Callable[[], datetime]
 
 
 class CreatedToken:
@@ -50,7 +44,7 @@ def revoke_token(cmd: RevokeToken, uow: TokenUnitOfWork) -> Token:
     return token
 
 
-COMMAND_HANDLERS: Mapping[type[Any], Callable[[Any, Any], Any]] = {
+COMMAND_HANDLERS: Mapping[type[Command], CommandHandler] = {
     CreateToken: create_token,
     RevokeToken: revoke_token,
 }

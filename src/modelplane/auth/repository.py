@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol
 
 from modelplane.auth.model import Token
+from modelplane.core.uow import UnitOfWork
 
-__all__ = ["TokenRepository"]
+__all__ = ["TokenRepository", "TokenUnitOfWork"]
 
 
 class TokenRepository(Protocol):
@@ -19,3 +22,10 @@ class TokenRepository(Protocol):
     def save(self, token: Token) -> None:
         """Write what changed (revocation)."""
         ...
+
+
+class TokenUnitOfWork(UnitOfWork, Protocol):
+    """The unit of work the token handlers need: the token repository and the clock."""
+
+    tokens: TokenRepository
+    clock: Callable[[], datetime]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
+from modelplane.auth import tables as t
 from modelplane.auth.adapters import row_to_token
 from modelplane.auth.model import Scope, Token, hash_token
-from modelplane.db import tables as t
 from modelplane.errors import Forbidden, Unauthorized
 
 __all__ = ["TokenViews"]

@@ -18,9 +18,8 @@ def upgrade(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
     Example: modelplane db upgrade
     """
-    from modelplane.bootstrap import bootstrap
-    from modelplane.db.migrate import HEAD
-    from modelplane.db.migrate import upgrade as run_upgrade
+    from modelplane.bootstrap import HEAD, bootstrap
+    from modelplane.bootstrap import upgrade as run_upgrade
 
     st = state(ctx)
     platform = bootstrap(st.settings(), migrate=False)
@@ -40,8 +39,8 @@ def current(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
     Example: modelplane db current
     """
-    from modelplane.bootstrap import bootstrap
-    from modelplane.db.migrate import HEAD, current_revision
+    from modelplane.bootstrap import HEAD, bootstrap
+    from modelplane.db.migrate import current_revision
 
     st = state(ctx)
     platform = bootstrap(st.settings(), migrate=False)

@@ -6,31 +6,23 @@ internal and artifact problems); a usage error (unknown option, missing argument
 becomes one line and exit 2. A user never sees a traceback for a mistake of theirs.
 
     modelplane [--home PATH] [--json] [--version] COMMAND …
+
+The capabilities' command groups (``models``, ``rollout``, ``tokens``…) are the ones their
+declarations name (``bootstrap.CAPABILITIES``); they join the tree when first needed (see
+``_Commands``).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
-from modelplane.cli import (
-    alias,
-    artifacts,
-    db,
-    deploy,
-    events,
-    experiments,
-    gate,
-    models,
-    rollout,
-    serve,
-    tokens,
-)
+from modelplane.cli import artifacts, db, gate, serve
 from modelplane.cli.context import JsonOpt, State, state
 from modelplane.cli.output import error_line, print_json, say
 from modelplane.errors import ModelplaneError
@@ -109,6 +101,72 @@ class _OneLineErrors(TyperGroup):
             _fail(message, 1)
         sys.exit(result if isinstance(result, int) else 0)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _Commands(self.commands)
+
+
+class _Commands(MutableMapping[str, Any]):
+    """The root's commands. The capabilities' groups join the platform's own on first need (a
+    name that is not one of those, or a listing): reading the declarations imports the
+    capabilities, which ``modelplane --version`` or ``modelplane serve`` should not pay for."""
+
+    def __init__(self, own: Mapping[str, Any]) -> None:
+        self._commands = dict(own)
+        self._mounted = False
+
+    def _mount(self) -> None:
+        """Add the groups the capabilities declare: listed after the platform's single
+        commands (``serve``, ``gate``, ``version``) and before its groups (``db``…)."""
+        if self._mounted:
+            return
+        self._mounted = True
+        groups = dict(_capability_groups())
+        own = self._commands
+        for name in groups.keys() & own.keys():
+            raise RuntimeError(f"the command {name!r} is declared twice")
+        singles = {n: c for n, c in own.items() if not isinstance(c, TyperGroup)}
+        self._commands = {**singles, **groups, **own}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._commands:
+            self._mount()
+        return self._commands[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._commands[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._mount()
+        del self._commands[name]
+
+    def __iter__(self) -> Iterator[str]:
+        self._mount()
+        return iter(self._commands)
+
+    def __len__(self) -> int:
+        self._mount()
+        return len(self._commands)
+
+
+def _capability_groups() -> Iterator[tuple[str, Any]]:
+    """Each capability's CLI groups, as ``app.add_typer(group, name=…)`` would build them."""
+    from typer.main import get_group_from_info
+    from typer.models import TyperInfo
+
+    from modelplane.bootstrap import CAPABILITIES
+    from modelplane.core.capability import resolve
+
+    for capability in CAPABILITIES:
+        for name, dotted in capability.cli.items():
+            group = get_group_from_info(
+                TyperInfo(resolve(dotted), name=name),
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                suggest_commands=app.suggest_commands,
+                rich_markup_mode=app.rich_markup_mode,
+            )
+            yield name, group
+
 
 app = typer.Typer(
     name="modelplane",
@@ -118,17 +176,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(models.app, name="models")
-app.add_typer(alias.app, name="alias")
-app.add_typer(events.app, name="events")
-app.add_typer(tokens.app, name="tokens")
+# The platform's own commands; the capabilities' groups join them (see _mount_capabilities).
 app.add_typer(db.app, name="db")
 app.add_typer(artifacts.app, name="artifacts")
 app.command("serve")(serve.serve)
 app.command("gate")(gate.gate)
-app.add_typer(experiments.app, name="experiments")
-app.add_typer(rollout.app, name="rollout")
-app.add_typer(deploy.app, name="deploy")
 
 
 def _version_text() -> str:

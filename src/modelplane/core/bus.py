@@ -20,8 +20,15 @@ __all__ = ["CommandHandler", "EventHandler", "MessageBus"]
 
 log = logging.getLogger(__name__)
 
-CommandHandler = Callable[[Any, UnitOfWork], Any]
-EventHandler = Callable[[Any, UnitOfWork], None]
+CommandHandler = Callable[[Any, Any], Any]
+"""A command's handler: ``(command, unit of work) -> result``. Both parameters are ``Any`` in the
+table because each handler names its own command class and its capability's unit-of-work
+protocol (``RegistryUnitOfWork``…), and a callable taking a narrower parameter is not a
+callable taking the wider one; the table's keys (``type[Command]``) and each handler's own
+signature carry the types, :mod:`modelplane.bootstrap` checks one handler per command."""
+
+EventHandler = Callable[[Any, Any], None]
+"""An event's handler: ``(event, unit of work) -> None``, typed as :data:`CommandHandler`."""
 
 
 class MessageBus:

@@ -4,12 +4,17 @@ On commit it writes every event the touched aggregates appended, numbered per ag
 the ``events`` table in the same transaction as the state change. On PostgreSQL it first takes
 an exclusive lock on ``events`` so ids are assigned in commit order and a relay tailing the table
 by id never skips a row committed late (the eventsourcing library explains the race).
+
+The repositories are data: the composition root hands in ``{attribute: factory}`` from the
+capabilities' declarations, and each ``with uow:`` builds them onto the unit of work in that
+order (a later factory may use an earlier repository). So this layer imports no capability; the
+handlers see ``uow.models`` and the like through their capability's unit-of-work protocol.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -17,19 +22,12 @@ from typing import Self
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.engine import Connection, RootTransaction
 
-from modelplane.auth.adapters import SqlTokenRepository
+from modelplane.core.capability import RepositoryFactory
 from modelplane.core.clock import utcnow
 from modelplane.core.messages import Event
 from modelplane.core.uow import HasEvents
 from modelplane.db import tables as t
 from modelplane.db.engine import WRITE
-from modelplane.db.model_port import SqlModelPort
-from modelplane.registry.adapters.sql import SqlModelRepository
-from modelplane.traffic.adapters.sql import (
-    SqlDeploymentRepository,
-    SqlExperimentRepository,
-    SqlRolloutRepository,
-)
 
 __all__ = ["SqlUnitOfWork"]
 
@@ -38,15 +36,15 @@ class SqlUnitOfWork:
     """A write transaction. Use as ``with uow: …; uow.commit()``."""
 
     conn: Connection
-    models: SqlModelRepository
-    tokens: SqlTokenRepository
-    experiments: SqlExperimentRepository
-    rollouts: SqlRolloutRepository
-    deployments: SqlDeploymentRepository
-    model_port: SqlModelPort
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        repositories: Mapping[str, RepositoryFactory],
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self._engine = engine
+        self._repositories = dict(repositories)
         self.clock = clock or utcnow
         self._tx: RootTransaction | None = None
         self._seen: list[HasEvents] = []
@@ -59,12 +57,8 @@ class SqlUnitOfWork:
         self.conn = self._engine.connect().execution_options(**{WRITE: True})
         self._tx = self.conn.begin()
         self._seen = []
-        self.models = SqlModelRepository(self)
-        self.tokens = SqlTokenRepository(self)
-        self.experiments = SqlExperimentRepository(self)
-        self.rollouts = SqlRolloutRepository(self)
-        self.deployments = SqlDeploymentRepository(self)
-        self.model_port = SqlModelPort(self.models, self.clock)
+        for name, factory in self._repositories.items():
+            setattr(self, name, factory(self))
         return self
 
     def __exit__(

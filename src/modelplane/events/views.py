@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, and_, column, or_, select, table
 
 from modelplane.core.clock import aware
 from modelplane.core.pagination import (
@@ -19,6 +19,10 @@ from modelplane.core.pagination import (
 from modelplane.db import tables as t
 
 __all__ = ["EventRecord", "EventViews"]
+
+# The experiments that route a model, for ``list_events(model=…)``: named here by the two
+# columns read rather than imported from delivery, which the event log does not depend on.
+_experiments = table("experiments", column("name"), column("model"))
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class EventViews:
         e = t.events
         stmt = select(e)
         if model is not None:
-            experiments = select(t.experiments.c.name).where(t.experiments.c.model == model)
+            experiments = select(_experiments.c.name).where(_experiments.c.model == model)
             stmt = stmt.where(
                 or_(
                     and_(e.c.aggregate_type == "model", e.c.aggregate_id == model),

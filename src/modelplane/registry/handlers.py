@@ -7,9 +7,10 @@ its events land together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
+from modelplane.core.bus import CommandHandler
+from modelplane.core.messages import Command
 from modelplane.errors import ModelAlreadyExists, ModelNotFound, VersionNotFound
 from modelplane.registry import commands as c
 from modelplane.registry.model import ModelVersion, RegisteredModel, validate_name
@@ -161,7 +162,7 @@ def record_gate_result(cmd: c.RecordGateResult, uow: RegistryUnitOfWork) -> Mode
     return version
 
 
-COMMAND_HANDLERS: Mapping[type[Any], Callable[[Any, Any], Any]] = {
+COMMAND_HANDLERS: Mapping[type[Command], CommandHandler] = {
     c.RegisterModel: register_model,
     c.RegisterVersion: register_version,
     c.SetAlias: set_alias,

@@ -25,7 +25,6 @@ from modelplane.core.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from modelplane.db import tables as t
 from modelplane.errors import (
     AliasNotFound,
     InvalidInput,
@@ -33,6 +32,7 @@ from modelplane.errors import (
     ModelNotFound,
     VersionNotFound,
 )
+from modelplane.registry.adapters import tables as t
 from modelplane.registry.adapters.sql import row_to_version
 from modelplane.registry.model import (
     ModelVersion,

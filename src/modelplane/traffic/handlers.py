@@ -8,10 +8,11 @@ same transaction as their own event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
 
+from modelplane.core.bus import CommandHandler
+from modelplane.core.messages import Command
 from modelplane.errors import (
     Conflict,
     ExperimentNotFound,
@@ -295,7 +296,7 @@ def rollback_deploy(cmd: c.RollbackDeploy, uow: TrafficUnitOfWork) -> Deployment
     return deployment
 
 
-COMMAND_HANDLERS: Mapping[type[Any], Callable[[Any, Any], Any]] = {
+COMMAND_HANDLERS: Mapping[type[Command], CommandHandler] = {
     c.CreateExperiment: create_experiment,
     c.StartExperiment: start_experiment,
     c.PauseExperiment: pause_experiment,

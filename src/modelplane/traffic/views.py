@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import Engine, desc, select
 
 from modelplane.core.clock import utcnow
-from modelplane.db import tables as t
 from modelplane.errors import ExperimentNotFound, RolloutNotFound
+from modelplane.traffic.adapters import tables as t
 from modelplane.traffic.adapters.sql import (
     SqlTrafficStore,
     row_to_deployment,

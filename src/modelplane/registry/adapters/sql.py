@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Row
 
 from modelplane.core.clock import aware
 from modelplane.core.uow import HasEvents
-from modelplane.db import tables as t
+from modelplane.registry.adapters import tables as t
 from modelplane.registry.model import Lineage, ModelVersion, RegisteredModel
 
 __all__ = ["SqlModelRepository", "row_to_version"]

@@ -20,9 +20,9 @@ from sqlalchemy.engine import Connection, Row
 
 from modelplane.core.clock import aware, utcnow
 from modelplane.core.uow import HasEvents
-from modelplane.db import tables as t
 from modelplane.db.engine import WRITE
 from modelplane.errors import Conflict
+from modelplane.traffic.adapters import tables as t
 from modelplane.traffic.deployment import Deployment
 from modelplane.traffic.experiment import Experiment
 from modelplane.traffic.live import COUNTER_FIELDS, Counters

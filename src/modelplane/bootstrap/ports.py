@@ -1,25 +1,30 @@
-"""Delivery's window onto the registry, inside the same transaction (see traffic.repository).
+"""Ports between capabilities, implemented where both may be imported: the composition root.
 
-Implemented here, in the database layer, over the registry's own repository port and aggregate,
-so delivery and the registry stay independent of each other while a promotion and the alias move
-it causes still commit together (the model's ``AliasSet`` event goes in the same outbox write).
-It runs no SQL itself: any ``ModelRepository`` serves (the tests' in-memory one too).
+:class:`RegistryModelPort` is delivery's window onto the registry inside the same transaction
+(see traffic.repository), over the registry's own repository port and aggregate, so delivery and
+the registry stay independent of each other while a promotion and the alias move it causes still
+commit together (the model's ``AliasSet`` event goes in the same outbox write). It runs no SQL
+itself: any ``ModelRepository`` serves (the tests' in-memory one too).
+
+:data:`CAPABILITY` declares it as the unit of work's ``model_port``, built after ``models``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
+from modelplane.core.capability import Capability
 from modelplane.errors import ModelNotFound, VersionNotFound
 from modelplane.registry.model import GATE_TAG, RegisteredModel, validate_name
 from modelplane.registry.repository import ModelRepository
 from modelplane.traffic.repository import VersionState
 
-__all__ = ["SqlModelPort"]
+__all__ = ["CAPABILITY", "RegistryModelPort"]
 
 
-class SqlModelPort:
+class RegistryModelPort:
     def __init__(self, models: ModelRepository, clock: Callable[[], datetime]) -> None:
         self._models = models
         self._clock = clock
@@ -54,3 +59,19 @@ class SqlModelPort:
             raise VersionNotFound(f"model {model!r} has no version {version}", field="version")
         registered.set_alias(alias, found, now=self._clock())
         self._models.save(registered)
+
+
+class _WithModels(Protocol):
+    """What the port needs of the unit of work being entered: the registry's repository."""
+
+    models: ModelRepository
+    clock: Callable[[], datetime]
+
+
+def model_port(uow: _WithModels) -> RegistryModelPort:
+    return RegistryModelPort(uow.models, uow.clock)
+
+
+CAPABILITY = Capability(name="ports", repositories={"model_port": model_port})
+"""Not a capability of its own: the ports the composition root adds (listed after the
+capabilities whose repositories they use)."""
