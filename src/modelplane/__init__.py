@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from modelplane.core.version import VERSION
+
 if TYPE_CHECKING:
     from modelplane.client import Client, LoadedModel, load_model, log_model
     from modelplane.config import Settings
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from modelplane.errors import ModelplaneError
     from modelplane.registry.model import Lineage
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "Client",
