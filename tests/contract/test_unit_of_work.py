@@ -3,7 +3,8 @@
 One scenario of commands over every capability goes through a bus wired as bootstrap wires it,
 once over ``FakeUnitOfWork`` and once over ``SqlUnitOfWork`` (SQLite and the real PostgreSQL);
 both must write the same event log — types, aggregates, sequence numbers and payloads, in order
-— and refuse the same commands. So the fake cannot drift from what the database does.
+— and refuse the same commands, and the traffic counters and feedback (which write no event)
+must add up to the same rows. So the fake cannot drift from what the database does.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from modelplane.core.messages import Command
 from modelplane.errors import ModelplaneError
 from modelplane.registry import commands as rc
 from modelplane.traffic import commands as tc
+from modelplane.traffic.live import Counters
 from tests.clocks import WallClock
 from tests.unit.fakes import FakeDatabase, FakeUnitOfWork
 
@@ -56,6 +58,11 @@ def scenario() -> list[Command]:
         rc.SetAlias(model="fraud", alias="stable", version=1),
         rc.RemoveAlias(model="fraud", alias="stable"),
         ac.CreateToken(name="ci", scope="write"),
+        tc.RecordTrafficCounters({("rollout:1:0", "candidate"): Counters(requests=3, errors=1)}),
+        tc.RecordTrafficCounters({("rollout:1:0", "candidate"): Counters(requests=2)}),
+        tc.RecordFeedback("r1", label=1.0, reward=None, subject="rollout:1:0", variant="candidate"),
+        tc.RecordFeedback("r1", label=0.0, reward=None, subject=None, variant=None),  # refused
+        tc.RecordFeedback("r1", label=0.0, reward=None, subject=None, variant=None, overwrite=True),
     ]
 
 
@@ -86,6 +93,8 @@ def test_the_fake_writes_what_the_database_writes(any_db_url: str, tmp_path: Any
     try:
         sql_outcomes = run(platform.bus)
         stored = platform.events.list_events(limit=500).items
+        sql_counters = platform.traffic.store.counters(["rollout:1:0"])
+        sql_feedback = platform.traffic.store.feedback()
     finally:
         platform.close()
     assert fake_outcomes == sql_outcomes
@@ -104,6 +113,12 @@ def test_the_fake_writes_what_the_database_writes(any_db_url: str, tmp_path: Any
 
     assert len(fake) == len(sql)
     assert tokenless(fake) == tokenless(sql)
+    assert db.tables.traffic == sql_counters
+    feedback_fields = ("label", "reward", "subject", "variant", "revision", "previous_label")
+    assert [
+        (request_id, *(getattr(row, f) for f in feedback_fields))
+        for request_id, row in db.tables.feedback.items()
+    ] == [(row["request_id"], *(row[f] for f in feedback_fields)) for row in sql_feedback]
 
 
 @pytest.mark.parametrize("kind", ["fake", "sql"])

@@ -18,6 +18,7 @@ from modelplane.auth.commands import CreateToken
 from modelplane.bootstrap import Platform, bootstrap
 from modelplane.client import Client
 from modelplane.config import Settings
+from modelplane.traffic.commands import RecordTrafficCounters
 from modelplane.traffic.live import LiveStats
 from modelplane.traffic.model import rollout_subject
 from tests.e2e.test_api import V1, Api, assert_error, open_api, register_versions
@@ -145,7 +146,7 @@ def traffic(
         n, correct = outcomes
         for i in range(n):
             live.outcome(subject, variant, 1.0 if i < correct else 0.0)
-    platform.traffic.store.add_counters(live.drain())
+    platform.bus.handle(RecordTrafficCounters(live.drain()))
 
 
 def created(response: Any) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Safe delivery from the CLI, in process: experiments, canary rollouts, blue-green deploys.
 
 Live traffic is simulated the way serving replicas record it: :class:`LiveStats` deltas added to
-the shared counters (``store.add_counters``) and ``POST /feedback`` rows (``store.add_feedback``).
+the shared counters (``RecordTrafficCounters``) and ``POST /feedback`` rows (``RecordFeedback``).
 Every bad command must exit 2 (1 for failed gates) with one line and change nothing: no row, no
 event, the aliases as they were.
 """
@@ -20,6 +20,7 @@ from typer.testing import Result
 
 from modelplane.client import Client
 from modelplane.config import Settings
+from modelplane.traffic.commands import RecordFeedback, RecordTrafficCounters
 from modelplane.traffic.live import LiveStats
 from modelplane.traffic.model import rollout_subject
 from tests.e2e.cli_helpers import Cli, as_json, ok, one_line_error
@@ -68,7 +69,7 @@ def traffic(
         n, correct = outcomes
         for i in range(n):
             live.outcome(subject, variant, 1.0 if i < correct else 0.0)
-    client.platform.traffic.store.add_counters(live.drain())
+    client.platform.bus.handle(RecordTrafficCounters(live.drain()))
 
 
 def gated(client: Client, *versions: int) -> None:
@@ -181,18 +182,24 @@ class TestExperiments:
         )
         ok(cli("experiments", "start", "rw"))
         exp = mp.platform.traffic.get_experiment("rw")
-        store = mp.platform.traffic.store
+        handle = mp.platform.bus.handle
         rng = np.random.default_rng(3)
         for i, value in enumerate(rng.normal(10, 2, size=40)):
-            store.add_feedback(
-                f"a{i}", label=None, reward=float(value), subject=exp.subject, variant="a"
+            handle(
+                RecordFeedback(
+                    f"a{i}", label=None, reward=float(value), subject=exp.subject, variant="a"
+                )
             )
         for i, value in enumerate(rng.normal(12, 2, size=40)):
-            store.add_feedback(
-                f"b{i}", label=None, reward=float(value), subject=exp.subject, variant="b"
+            handle(
+                RecordFeedback(
+                    f"b{i}", label=None, reward=float(value), subject=exp.subject, variant="b"
+                )
             )
-        store.add_feedback(
-            "elsewhere", label=None, reward=100.0, subject="experiment:zz", variant="a"
+        handle(
+            RecordFeedback(
+                "elsewhere", label=None, reward=100.0, subject="experiment:zz", variant="a"
+            )
         )
         report = as_json(cli("experiments", "report", "rw", "--json"))
         assert [v["outcome_n"] for v in report["variants"]] == [40, 40]
@@ -209,7 +216,7 @@ class TestExperiments:
         ok(cli("experiments", "create", "ab", "--model", "fraud", "--variant", "a=1:50",
                "--variant", "b=2:50"))  # fmt: skip
         log = PredictionLog(mp.platform.settings.resolved_prediction_log)
-        store = mp.platform.traffic.store
+        handle = mp.platform.bus.handle
         now = datetime.now(UTC)
         # (request id, experiment, variant, prediction, label): labels posted to a replica that
         # did not serve the request, so the feedback rows carry no subject
@@ -234,7 +241,7 @@ class TestExperiments:
                     variant=variant,
                 )
             )
-            store.add_feedback(request_id, label=label, reward=None, subject=None, variant=None)
+            handle(RecordFeedback(request_id, label=label, reward=None, subject=None, variant=None))
         log.close()
         report = as_json(cli("experiments", "report", "ab", "--json"))
         assert [(v["outcome_n"], v["value"]) for v in report["variants"]] == [(2, 0.5), (1, 1.0)]
@@ -284,7 +291,7 @@ class TestExperiments:
             live.shadow(subject, "shadow", 4.0, ok=True, agree=i < 9, absdiff=0.1)
         live.shadow(subject, "shadow", 4.0, ok=False)
         live.shadow_dropped(subject, "shadow")
-        mp.platform.traffic.store.add_counters(live.drain())
+        mp.platform.bus.handle(RecordTrafficCounters(live.drain()))
         report = as_json(cli("experiments", "report", "sh", "--json"))
         shadow = report["variants"][0]["shadow"]
         assert shadow["compared"] == 10

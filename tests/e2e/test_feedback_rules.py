@@ -23,6 +23,7 @@ from modelplane.config import Settings
 from modelplane.errors import Conflict
 from modelplane.serving.delivery import LABEL_LIMIT, REWARD_LIMIT, TrafficRouter
 from modelplane.serving.options import ServeOptions
+from modelplane.traffic.commands import RecordFeedback
 from modelplane.traffic.outcomes import match_feedback
 from modelplane.traffic.report import report_of
 from tests.e2e import harness
@@ -211,8 +212,10 @@ class TestReport:
                 assert r.json()["variant"] is None
         # another replica's requests: stored without a variant, found in the prediction log
         for i, answer in enumerate(answers[4:], start=4):
-            platform.traffic.store.add_feedback(
-                answer["request_id"], label=float(Y[i]), reward=None, subject=None, variant=None
+            platform.bus.handle(
+                RecordFeedback(
+                    answer["request_id"], label=float(Y[i]), reward=None, subject=None, variant=None
+                )
             )
         exp = platform.traffic.get_experiment("acc")
         log = platform.settings.resolved_prediction_log
@@ -226,15 +229,16 @@ class TestReport:
     async def test_without_a_prediction_log_unattributed_rows_are_unmatched(
         self, platform: Platform, experiment: Client
     ) -> None:
-        platform.traffic.store.add_feedback("ghost", label=1.0, reward=None, subject=None,
-                                            variant=None)  # fmt: skip
+        platform.bus.handle(
+            RecordFeedback("ghost", label=1.0, reward=None, subject=None, variant=None)
+        )
         exp = platform.traffic.get_experiment("acc")
         found = match_feedback(platform.traffic, exp, prediction_log=None)
         assert (found.matched, found.unmatched) == (0, 1)
         assert found.per_arm == {"a": [], "b": []}
 
 
-# -- the store, on both databases ----------------------------------------------------------------
+# -- the store (written through the bus), on both databases ----------------------------------------
 @pytest.fixture
 def any_platform(any_db_url: str, tmp_path: Path) -> Iterator[Platform]:
     home = tmp_path / "store-home"
@@ -246,28 +250,29 @@ def any_platform(any_db_url: str, tmp_path: Path) -> Iterator[Platform]:
 
 class TestStore:
     def test_one_outcome_per_request_unless_overwritten(self, any_platform: Platform) -> None:
-        store = any_platform.traffic.store
-        assert store.add_feedback("r1", label=1.0, reward=None, subject="experiment:e",
-                                  variant="a") == 1  # fmt: skip
+        store, handle = any_platform.traffic.store, any_platform.bus.handle
+        assert handle(RecordFeedback("r1", label=1.0, reward=None, subject="experiment:e",
+                                     variant="a")) == 1  # fmt: skip
         with pytest.raises(Conflict) as caught:
-            store.add_feedback("r1", label=0.0, reward=None, subject=None, variant=None)
+            handle(RecordFeedback("r1", label=0.0, reward=None, subject=None, variant=None))
         assert caught.value.field == "request_id"
-        revision = store.add_feedback("r1", label=None, reward=2.5, subject=None, variant=None,
-                                      overwrite=True)  # fmt: skip
+        revision = handle(
+            RecordFeedback("r1", label=None, reward=2.5, subject=None, variant=None, overwrite=True)
+        )
         assert revision == 2
         row = store.feedback(["r1"])[0]
         assert (row["label"], row["reward"]) == (None, 2.5)
         assert (row["previous_label"], row["previous_reward"]) == (1.0, None)
         assert (row["subject"], row["variant"]) == ("experiment:e", "a")  # kept
         assert row["overwritten_at"] is not None
-        assert store.add_feedback("r1", label=3.0, reward=None, subject=None, variant=None,
-                                  overwrite=True) == 3  # fmt: skip
+        assert handle(RecordFeedback("r1", label=3.0, reward=None, subject=None, variant=None,
+                                     overwrite=True)) == 3  # fmt: skip
         assert store.feedback(["r1"])[0]["previous_reward"] == 2.5
 
     def test_a_first_outcome_may_ask_to_overwrite(self, any_platform: Platform) -> None:
-        store = any_platform.traffic.store
-        assert store.add_feedback("r2", label=1.0, reward=None, subject=None, variant=None,
-                                  overwrite=True) == 1  # fmt: skip
+        store, handle = any_platform.traffic.store, any_platform.bus.handle
+        assert handle(RecordFeedback("r2", label=1.0, reward=None, subject=None, variant=None,
+                                     overwrite=True)) == 1  # fmt: skip
         row = store.feedback(["r2"])[0]
         assert row["overwritten_at"] is None
         assert row["previous_label"] is None

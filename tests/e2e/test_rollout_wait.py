@@ -24,6 +24,7 @@ from modelplane.cli import rollout as rollout_cli
 from modelplane.cli.main import app
 from modelplane.client import Client
 from modelplane.config import Settings
+from modelplane.traffic.commands import RecordTrafficCounters
 from modelplane.traffic.controller import RolloutController, StepDecision
 from modelplane.traffic.live import LiveStats
 from modelplane.traffic.model import rollout_subject
@@ -52,7 +53,7 @@ def traffic(client: Client, step: int, *, errors: int = 0) -> None:
     for i in range(100):
         live.request(rollout_subject(1, step), "candidate", 5.0, ok=i >= errors)
         live.request(rollout_subject(1, step), "baseline", 5.0, ok=True)
-    client.platform.traffic.store.add_counters(live.drain())
+    client.platform.bus.handle(RecordTrafficCounters(live.drain()))
 
 
 class Replica:

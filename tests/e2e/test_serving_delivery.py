@@ -25,6 +25,7 @@ from modelplane.config import Settings
 from modelplane.serving.delivery import TrafficRouter, compare_outputs
 from modelplane.serving.options import ServeOptions
 from modelplane.serving.service import InferenceService
+from modelplane.traffic.commands import RecordTrafficCounters
 from modelplane.traffic.live import LiveStats
 from modelplane.traffic.model import rollout_subject
 from tests.e2e import serving_models
@@ -251,12 +252,12 @@ class TestCounters:
             lives = [LiveStats(), LiveStats()]
 
             def replica(i: int) -> None:
-                live, store = lives[i], replicas[i].traffic.store
+                live, handle = lives[i], replicas[i].bus.handle
                 for _ in range(20):
                     for k in range(25):
                         live.request("experiment:pg", "ab"[k % 2], 1.0 + i + k % 3, ok=k != 7)
                     live.outcome("experiment:pg", "a", 1.0)
-                    store.add_counters(live.drain())
+                    handle(RecordTrafficCounters(live.drain()))
 
             with ThreadPoolExecutor(2) as pool:
                 list(pool.map(replica, range(2)))

@@ -28,6 +28,7 @@ from modelplane.errors import (
     VersionNotFound,
 )
 from modelplane.registry import commands as rc
+from modelplane.traffic.commands import RecordTrafficCounters
 from modelplane.traffic.controller import RolloutController, StepDecision
 from modelplane.traffic.live import LiveStats
 from modelplane.traffic.rollout import Rollout
@@ -95,7 +96,7 @@ def feed(
     for i in range(n):
         ok = not (error_every and i % error_every == 0)
         live.request(subject, variant, latency_ms + (i % 7) * 0.01, ok=ok)
-    p.traffic.store.add_counters(live.drain())
+    p.bus.handle(RecordTrafficCounters(live.drain()))
 
 
 class TestExperiments:
@@ -162,7 +163,7 @@ class TestExperiments:
         for i in range(200):
             live.outcome(exp.subject, "a", 1.0 if i % 10 == 0 else 0.0)  # 10 % reward
             live.outcome(exp.subject, "b", 1.0 if i % 2 == 0 else 0.0)  # 50 % reward
-        p.traffic.store.add_counters(live.drain())
+        p.bus.handle(RecordTrafficCounters(live.drain()))
         first = p.traffic.routing_table().routes["fraud"].arms
         second = p.traffic.routing_table().routes["fraud"].arms
         assert first == second  # seeded by the counts: every replica splits the same way
@@ -175,12 +176,12 @@ class TestCounters:
     def test_replicas_add_up(self, mp: Client, any_db_url: str, home: Path) -> None:
         other = bootstrap(Settings(home=home, db_url=any_db_url))
         try:
-            for store in (mp.platform.traffic.store, other.traffic.store):
+            for replica in (mp.platform, other):
                 live = LiveStats()
                 for i in range(50):
                     live.request("experiment:x", "a", 1.0 + i, ok=i % 5 != 0)
-                store.add_counters(live.drain())
-                store.add_counters(live.drain())  # nothing new: a no-op
+                replica.bus.handle(RecordTrafficCounters(live.drain()))
+                replica.bus.handle(RecordTrafficCounters(live.drain()))  # nothing new: a no-op
         finally:
             other.close()
         got = mp.platform.traffic.store.counters(["experiment:x"])[("experiment:x", "a")]

@@ -16,7 +16,7 @@ here as it would on SQL.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -24,14 +24,17 @@ from typing import Any, Self, TypeVar
 
 from modelplane.auth.model import Token
 from modelplane.bootstrap.ports import RegistryModelPort
+from modelplane.core.clock import utcnow
 from modelplane.core.messages import Event
 from modelplane.core.uow import HasEvents
+from modelplane.errors import Conflict
 from modelplane.registry.model import ModelVersion, RegisteredModel
 from modelplane.traffic.deployment import Deployment
 from modelplane.traffic.experiment import Experiment
+from modelplane.traffic.live import Counters
 from modelplane.traffic.rollout import Rollout
 
-__all__ = ["FakeDatabase", "FakeUnitOfWork", "StoredEvent"]
+__all__ = ["FakeDatabase", "FakeUnitOfWork", "StoredEvent", "StoredFeedback"]
 
 T = TypeVar("T", bound=HasEvents)
 
@@ -56,6 +59,21 @@ class StoredEvent:
 
 
 @dataclass
+class StoredFeedback:
+    """One row of ``feedback``, as the SQL ledger writes it."""
+
+    label: float | None
+    reward: float | None
+    subject: str | None
+    variant: str | None
+    received_at: datetime
+    revision: int = 1
+    previous_label: float | None = None
+    previous_reward: float | None = None
+    overwritten_at: datetime | None = None
+
+
+@dataclass
 class Tables:
     models: dict[str, RegisteredModel] = field(default_factory=dict)
     versions: dict[tuple[str, int], ModelVersion] = field(default_factory=dict)
@@ -63,6 +81,9 @@ class Tables:
     experiments: dict[str, Experiment] = field(default_factory=dict)
     rollouts: dict[int, Rollout] = field(default_factory=dict)
     deployments: dict[int, Deployment] = field(default_factory=dict)
+    #: ``traffic_stats`` and ``traffic_latency`` together: totals per (subject, variant)
+    traffic: dict[tuple[str, str], Counters] = field(default_factory=dict)
+    feedback: dict[str, StoredFeedback] = field(default_factory=dict)
     events: list[StoredEvent] = field(default_factory=list)
 
 
@@ -240,6 +261,51 @@ class FakeDeploymentRepository:
         self._tx.track(deployment)
 
 
+class FakeTrafficLedger:
+    """Counter deltas add up per (subject, variant); one outcome per request (see the SQL)."""
+
+    def __init__(self, tx: _Tx) -> None:
+        self._t = tx.tables
+
+    def add_counters(self, deltas: Mapping[tuple[str, str], Counters]) -> None:
+        for key, counters in deltas.items():
+            self._t.traffic.setdefault(key, Counters()).add(counters)
+
+    def add_feedback(
+        self,
+        request_id: str,
+        *,
+        label: float | None,
+        reward: float | None,
+        subject: str | None,
+        variant: str | None,
+        overwrite: bool = False,
+    ) -> int:
+        now = utcnow()
+        stored = self._t.feedback.get(request_id)
+        if stored is None:
+            self._t.feedback[request_id] = StoredFeedback(label, reward, subject, variant, now)
+            return 1
+        if not overwrite:
+            raise Conflict(
+                f"request {request_id!r} already has an outcome (revision {stored.revision}); "
+                'send "overwrite": true to replace it',
+                field="request_id",
+            )
+        self._t.feedback[request_id] = StoredFeedback(
+            label,
+            reward,
+            subject if subject is not None else stored.subject,
+            variant if variant is not None else stored.variant,
+            now,
+            revision=stored.revision + 1,
+            previous_label=stored.label,
+            previous_reward=stored.reward,
+            overwritten_at=now,
+        )
+        return stored.revision + 1
+
+
 class FakeUnitOfWork:
     """One transaction over a :class:`FakeDatabase`. Use as ``with uow: …; uow.commit()``."""
 
@@ -248,6 +314,7 @@ class FakeUnitOfWork:
     experiments: FakeExperimentRepository
     rollouts: FakeRolloutRepository
     deployments: FakeDeploymentRepository
+    ledger: FakeTrafficLedger
     model_port: RegistryModelPort  # it runs no SQL: the real port over the fake repository
 
     def __init__(self, db: FakeDatabase, clock: Callable[[], datetime]) -> None:
@@ -264,6 +331,7 @@ class FakeUnitOfWork:
         self.experiments = FakeExperimentRepository(self._tx)
         self.rollouts = FakeRolloutRepository(self._tx)
         self.deployments = FakeDeploymentRepository(self._tx)
+        self.ledger = FakeTrafficLedger(self._tx)
         self.model_port = RegistryModelPort(self.models, self.clock)
         return self
 

@@ -29,6 +29,7 @@ def test_the_capabilities_compose_into_bootstraps_tables() -> None:
         "experiments",
         "rollouts",
         "deployments",
+        "ledger",
         "tokens",
         "model_port",  # the ports between capabilities come last: model_port uses models
     ]

@@ -39,6 +39,7 @@ from modelplane.errors import (
 from modelplane.registry import commands as rc
 from modelplane.registry.model import GATE_TAG
 from modelplane.traffic import commands as tc
+from modelplane.traffic.live import Counters
 from tests.clocks import WallClock
 from tests.unit.fakes import FakeDatabase, FakeUnitOfWork, Tables
 
@@ -774,6 +775,75 @@ class TestRollbackDeploy:
             h.handle(tc.RollbackDeploy("fraud"))
 
         h.assert_refused()
+
+
+class TestRecordTrafficCounters:
+    command = tc.RecordTrafficCounters
+
+    def test_deltas_add_up_across_commands(self, h: Harness) -> None:
+        a, b = ("experiment:ab", "a"), ("experiment:ab", "b")
+        h.given(
+            tc.RecordTrafficCounters(
+                {a: Counters(requests=2, errors=1, latency_sum=3.0, buckets={4: 1})}
+            )
+        )
+
+        h.handle(
+            tc.RecordTrafficCounters(
+                {
+                    a: Counters(requests=3, latency_sum=1.5, buckets={4: 2, 9: 1}),
+                    b: Counters(requests=1),
+                }
+            )
+        )
+
+        assert h.t.traffic == {
+            a: Counters(requests=5, errors=1, latency_sum=4.5, buckets={4: 3, 9: 1}),
+            b: Counters(requests=1),
+        }
+        assert h.written == []  # high-volume: no event
+        assert h.commits == 1
+
+
+class TestRecordFeedback:
+    command = tc.RecordFeedback
+
+    def test_the_first_outcome_is_revision_1(self, h: Harness) -> None:
+        revision = h.handle(tc.RecordFeedback("r1", 1.0, None, "experiment:ab", "a"))
+
+        assert revision == 1
+        stored = h.t.feedback["r1"]
+        assert (stored.label, stored.reward, stored.subject, stored.variant) == (
+            1.0,
+            None,
+            "experiment:ab",
+            "a",
+        )
+        assert (stored.revision, stored.previous_label, stored.overwritten_at) == (1, None, None)
+        assert h.written == []
+        assert h.commits == 1
+
+    def test_a_second_outcome_without_overwrite_is_a_conflict(self, h: Harness) -> None:
+        h.given(tc.RecordFeedback("r1", 1.0, None, "experiment:ab", "a"))
+
+        with pytest.raises(Conflict):
+            h.handle(tc.RecordFeedback("r1", 0.0, None, None, None))
+
+        h.assert_refused()
+
+    def test_an_overwrite_is_revision_2_and_keeps_the_previous(self, h: Harness) -> None:
+        h.given(tc.RecordFeedback("r1", 1.0, None, "experiment:ab", "a"))
+
+        revision = h.handle(tc.RecordFeedback("r1", None, 2.5, None, None, overwrite=True))
+
+        assert revision == 2
+        stored = h.t.feedback["r1"]
+        assert (stored.label, stored.reward, stored.revision) == (None, 2.5, 2)
+        assert (stored.previous_label, stored.previous_reward) == (1.0, None)
+        assert (stored.subject, stored.variant) == ("experiment:ab", "a")  # known ones kept
+        assert stored.overwritten_at is not None
+        assert h.written == []
+        assert h.commits == 1
 
 
 # -- the table itself -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 from scipy import stats as sp
 
 from modelplane.bootstrap import Platform
+from modelplane.traffic.commands import RecordFeedback
 from modelplane.traffic.experiment import Experiment
 from modelplane.traffic.live import Counters, LiveStats
 from modelplane.traffic.model import Arm
@@ -276,18 +277,18 @@ class TestSourcesAndShapes:
 class TestLoadOutcomes:
     def test_feedback_is_attributed_directly_or_through_the_log(self, platform: Platform) -> None:
         exp = experiment(50, 50)
-        store = platform.traffic.store
+        handle = platform.bus.handle
         # attributed by the replica that served it: its prediction comes from the log
-        store.add_feedback("r1", label=1.0, reward=None, subject=exp.subject, variant="a")
-        store.add_feedback("r2", label=0.0, reward=None, subject=exp.subject, variant="b")
+        handle(RecordFeedback("r1", label=1.0, reward=None, subject=exp.subject, variant="a"))
+        handle(RecordFeedback("r2", label=0.0, reward=None, subject=exp.subject, variant="b"))
         # unknown to the replica that took the feedback: joined with the log
-        store.add_feedback("r3", label=1.0, reward=None, subject=None, variant=None)
-        store.add_feedback("r4", label=1.0, reward=None, subject=None, variant=None)
+        handle(RecordFeedback("r3", label=1.0, reward=None, subject=None, variant=None))
+        handle(RecordFeedback("r4", label=1.0, reward=None, subject=None, variant=None))
         # logged for another experiment, or another experiment's feedback: ignored
-        store.add_feedback("r5", label=1.0, reward=None, subject=None, variant=None)
-        store.add_feedback("r6", label=1.0, reward=None, subject="experiment:zz", variant="a")
+        handle(RecordFeedback("r5", label=1.0, reward=None, subject=None, variant=None))
+        handle(RecordFeedback("r6", label=1.0, reward=None, subject="experiment:zz", variant="a"))
         # no label: no accuracy outcome
-        store.add_feedback("r7", label=None, reward=1.0, subject=exp.subject, variant="a")
+        handle(RecordFeedback("r7", label=None, reward=1.0, subject=exp.subject, variant="a"))
         log = pd.DataFrame(
             {
                 "request_id": ["r1", "r2", "r3", "r4", "r5", "r6"],
@@ -316,10 +317,10 @@ class TestLoadOutcomes:
 
     def test_rewards_need_no_log_for_attributed_rows(self, platform: Platform) -> None:
         exp = experiment(50, 50, metric="reward")
-        store = platform.traffic.store
-        store.add_feedback("r1", label=None, reward=2.5, subject=exp.subject, variant="a")
-        store.add_feedback("r2", label=None, reward=None, subject=exp.subject, variant="b")
-        store.add_feedback("r3", label=None, reward=1.0, subject=exp.subject, variant="zz")
+        handle = platform.bus.handle
+        handle(RecordFeedback("r1", label=None, reward=2.5, subject=exp.subject, variant="a"))
+        handle(RecordFeedback("r2", label=None, reward=None, subject=exp.subject, variant="b"))
+        handle(RecordFeedback("r3", label=None, reward=1.0, subject=exp.subject, variant="zz"))
 
         def read_log(location: str, model: str) -> pd.DataFrame:
             raise AssertionError("the log is not needed")
@@ -331,8 +332,8 @@ class TestLoadOutcomes:
         self, platform: Platform
     ) -> None:
         exp = experiment(50, 50, metric="reward")
-        platform.traffic.store.add_feedback(
-            "r1", label=None, reward=1.0, subject=None, variant=None
+        platform.bus.handle(
+            RecordFeedback("r1", label=None, reward=1.0, subject=None, variant=None)
         )
         frame = pd.DataFrame({"request_id": ["r1"], "outputs": ['{"p": [1]}']})
         out = load_outcomes(

@@ -221,7 +221,7 @@ def build_serving(platform: Platform, options: ServeOptions) -> ServingRuntime:
     source = PlatformViewSource(platform)
     view = ServingView(source, pool, options)
     service = InferenceService(view, cache=cache, metrics=metrics, predlog=predlog)
-    recorder = LiveRecorder(platform.traffic.store, flush_interval_s=options.stats_flush_s)
+    recorder = LiveRecorder(platform.bus.handle, flush_interval_s=options.stats_flush_s)
     shadows = ShadowRunner(
         service.predict_unlogged,
         recorder,

@@ -1,5 +1,6 @@
-"""Delivery (experiments, rollouts, deploys) as the composition root plugs it in: its handlers,
-repositories, tables, views, REST router and CLI groups, in one declaration.
+"""Delivery (experiments, rollouts, deploys; live counters and feedback) as the composition root
+plugs it in: its handlers, repositories, tables, views, REST router and CLI groups, in one
+declaration.
 
 Its handlers also need ``uow.model_port`` (the registry's aliases and versions): the composition
 root provides it, being the one place that may import both capabilities.
@@ -12,6 +13,7 @@ from modelplane.traffic.adapters.sql import (
     SqlDeploymentRepository,
     SqlExperimentRepository,
     SqlRolloutRepository,
+    SqlTrafficLedger,
 )
 from modelplane.traffic.adapters.tables import TABLES
 from modelplane.traffic.handlers import COMMAND_HANDLERS
@@ -26,6 +28,7 @@ CAPABILITY = Capability(
         "experiments": SqlExperimentRepository,
         "rollouts": SqlRolloutRepository,
         "deployments": SqlDeploymentRepository,
+        "ledger": SqlTrafficLedger,
     },
     tables=TABLES,
     views={"traffic": TrafficViews},

@@ -1,11 +1,14 @@
-"""Commands of delivery: the only ways to change experiments, rollouts and deployments."""
+"""Commands of delivery: the only ways to change experiments, rollouts and deployments, and
+the live counters and prediction outcomes serving replicas send in."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from modelplane.core.messages import Command
+from modelplane.traffic.live import Counters
 
 __all__ = [
     "AbortRollout",
@@ -13,6 +16,8 @@ __all__ = [
     "DecideRollout",
     "Deploy",
     "PauseExperiment",
+    "RecordFeedback",
+    "RecordTrafficCounters",
     "RollbackDeploy",
     "StartExperiment",
     "StartRollout",
@@ -101,3 +106,29 @@ class Deploy(Command):
 @dataclass(frozen=True)
 class RollbackDeploy(Command):
     model: str
+
+
+@dataclass(frozen=True)
+class RecordTrafficCounters(Command):
+    """Add a replica's counter deltas, per (subject, variant), to the totals all replicas share.
+
+    High-volume (one per replica per flush): it records no event.
+    """
+
+    deltas: Mapping[tuple[str, str], Counters]
+
+
+@dataclass(frozen=True)
+class RecordFeedback(Command):
+    """Store the outcome of one prediction (``POST /feedback``); the handler returns its revision.
+
+    A request has one outcome: a second one is a Conflict unless ``overwrite``. ``subject`` and
+    ``variant`` are those of the request when the replica that took the outcome knows them.
+    """
+
+    request_id: str
+    label: float | None
+    reward: float | None
+    subject: str | None
+    variant: str | None
+    overwrite: bool = False

@@ -1,9 +1,12 @@
-"""Delivery use cases: the only code that changes experiments, rollouts and deployments.
+"""Delivery use cases: the only code that changes experiments, rollouts and deployments, and
+that writes the live counters and outcomes serving replicas send in.
 
-Each handler locks the model it routes first (so two commands on one model are serialised:
+Each delivery handler locks the model it routes first (so two commands on one model are serialised:
 two rollouts cannot both start), checks the rules, changes one aggregate and commits once —
 state and events together. Promotion, deploy and rollback move the ``champion`` alias in the
-same transaction as their own event.
+same transaction as their own event. Counters and feedback lock nothing and record no event
+(one command per replica per flush, one per outcome): their SQL is safe under concurrency as
+it stands (``x = x + delta`` upserts; one statement decides a request's first outcome).
 """
 
 from __future__ import annotations
@@ -296,6 +299,27 @@ def rollback_deploy(cmd: c.RollbackDeploy, uow: TrafficUnitOfWork) -> Deployment
     return deployment
 
 
+def record_traffic_counters(cmd: c.RecordTrafficCounters, uow: TrafficUnitOfWork) -> None:
+    with uow:
+        uow.ledger.add_counters(cmd.deltas)
+        uow.commit()
+
+
+def record_feedback(cmd: c.RecordFeedback, uow: TrafficUnitOfWork) -> int:
+    """The stored revision (1 for the first outcome); Conflict on a second without overwrite."""
+    with uow:
+        revision = uow.ledger.add_feedback(
+            cmd.request_id,
+            label=cmd.label,
+            reward=cmd.reward,
+            subject=cmd.subject,
+            variant=cmd.variant,
+            overwrite=cmd.overwrite,
+        )
+        uow.commit()
+    return revision
+
+
 COMMAND_HANDLERS: Mapping[type[Command], CommandHandler] = {
     c.CreateExperiment: create_experiment,
     c.StartExperiment: start_experiment,
@@ -306,4 +330,6 @@ COMMAND_HANDLERS: Mapping[type[Command], CommandHandler] = {
     c.AbortRollout: abort_rollout,
     c.Deploy: deploy,
     c.RollbackDeploy: rollback_deploy,
+    c.RecordTrafficCounters: record_traffic_counters,
+    c.RecordFeedback: record_feedback,
 }

@@ -1,10 +1,11 @@
 """The traffic side of serving's recorder: per-arm live counters, outcomes, shadow comparisons.
 
 A serving replica counts on its event loop (:class:`~modelplane.traffic.live.LiveStats`, no I/O
-per request) and every ``flush_interval_s`` adds its deltas to the totals all replicas share
-(``traffic_stats`` / ``traffic_latency``), in a thread; a failed write puts the deltas back for
-the next one. Feedback rows are stored as they come (in a thread, by the caller). Serving sees
-this class only through its ``TrafficRecorder`` port; bootstrap builds it.
+per request) and every ``flush_interval_s`` sends its deltas as a ``RecordTrafficCounters``
+command (added to the totals all replicas share, ``traffic_stats`` / ``traffic_latency``), in a
+thread; a failed command puts the deltas back for the next one. Outcomes go as they come, one
+``RecordFeedback`` command each (in a thread, by the caller). Serving sees this class only
+through its ``TrafficRecorder`` port; bootstrap builds it over the bus's ``handle``.
 """
 
 from __future__ import annotations
@@ -12,40 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any
 
-from modelplane.traffic.live import Counters, LiveStats
+from modelplane.core.messages import Command
+from modelplane.traffic.commands import RecordFeedback, RecordTrafficCounters
+from modelplane.traffic.live import LiveStats
 
-__all__ = ["LiveRecorder", "TrafficStore"]
+__all__ = ["LiveRecorder"]
 
 log = logging.getLogger(__name__)
-
-
-class TrafficStore(Protocol):
-    """Where replicas' counters and feedback go (``SqlTrafficStore``)."""
-
-    def add_counters(self, deltas: Mapping[tuple[str, str], Counters]) -> None: ...
-
-    def add_feedback(
-        self,
-        request_id: str,
-        *,
-        label: float | None,
-        reward: float | None,
-        subject: str | None,
-        variant: str | None,
-        overwrite: bool = False,
-    ) -> int: ...
 
 
 class LiveRecorder(LiveStats):
     """Live counters (inherited: the request path calls them with no extra frame) plus the
     writes that send them on, and the loop that flushes them."""
 
-    def __init__(self, store: TrafficStore, *, flush_interval_s: float = 1.0) -> None:
+    def __init__(self, handle: Callable[[Command], Any], *, flush_interval_s: float = 1.0) -> None:
         super().__init__()
-        self._store = store
+        self._handle = handle
         self._flush_interval_s = flush_interval_s
         self._task: asyncio.Task[None] | None = None
 
@@ -60,14 +46,17 @@ class LiveRecorder(LiveStats):
         overwrite: bool,
     ) -> int:
         """Store one outcome (blocking); Conflict (409) on a second unless ``overwrite``."""
-        return self._store.add_feedback(
-            request_id,
-            label=label,
-            reward=reward,
-            subject=subject,
-            variant=variant,
-            overwrite=overwrite,
+        revision: int = self._handle(
+            RecordFeedback(
+                request_id,
+                label=label,
+                reward=reward,
+                subject=subject,
+                variant=variant,
+                overwrite=overwrite,
+            )
         )
+        return revision
 
     async def flush(self) -> None:
         """Add what was counted since the last flush to the shared totals (in a thread)."""
@@ -75,7 +64,7 @@ class LiveRecorder(LiveStats):
         if not deltas:
             return
         try:
-            await asyncio.to_thread(self._store.add_counters, deltas)
+            await asyncio.to_thread(self._handle, RecordTrafficCounters(deltas))
         except Exception:
             log.warning("could not write traffic counters; retrying with the next flush",
                         exc_info=True)  # fmt: skip

@@ -3,12 +3,13 @@
 ``models`` is the narrow window onto the registry a delivery decision needs (is this version
 ready, did it pass its gates, move the ``champion`` alias) so that, for example, a promotion and
 the alias move it causes are one transaction. The database layer implements it over the
-registry's own aggregate; delivery never imports the registry.
+registry's own aggregate; delivery never imports the registry. ``ledger`` takes what serving
+replicas send in (counter deltas, outcomes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -16,6 +17,7 @@ from typing import Protocol
 from modelplane.core.uow import UnitOfWork
 from modelplane.traffic.deployment import Deployment
 from modelplane.traffic.experiment import Experiment
+from modelplane.traffic.live import Counters
 from modelplane.traffic.rollout import Rollout
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "ExperimentRepository",
     "ModelPort",
     "RolloutRepository",
+    "TrafficLedger",
     "TrafficUnitOfWork",
     "VersionState",
 ]
@@ -82,9 +85,32 @@ class DeploymentRepository(Protocol):
     def save(self, deployment: Deployment) -> None: ...
 
 
+class TrafficLedger(Protocol):
+    """What serving replicas send in: counter deltas and prediction outcomes."""
+
+    def add_counters(self, deltas: Mapping[tuple[str, str], Counters]) -> None:
+        """Add each (subject, variant)'s deltas to the shared totals."""
+        ...
+
+    def add_feedback(
+        self,
+        request_id: str,
+        *,
+        label: float | None,
+        reward: float | None,
+        subject: str | None,
+        variant: str | None,
+        overwrite: bool = False,
+    ) -> int:
+        """Store one outcome; its revision (1 for the first). A second one is a Conflict unless
+        ``overwrite`` (which keeps the replaced value and counts the revision up)."""
+        ...
+
+
 class TrafficUnitOfWork(UnitOfWork, Protocol):
     experiments: ExperimentRepository
     rollouts: RolloutRepository
     deployments: DeploymentRepository
+    ledger: TrafficLedger
     model_port: ModelPort
     clock: Callable[[], datetime]

@@ -1,10 +1,11 @@
 """SQL storage of delivery: experiments, rollouts, deployments, live counters and feedback.
 
 The repositories are used inside a unit of work (the model being routed is already locked by
-the handler). :class:`SqlTrafficStore` is used outside one: serving replicas add their counter
-deltas with one upsert per (subject, variant) — ``x = x + delta``, so concurrent replicas never
-lose each other's counts — and ``POST /feedback`` stores outcomes, one per request (a second
-one only as an explicit, recorded overwrite).
+the handler). :class:`SqlTrafficLedger` is the write side of what serving replicas send, through
+the ``RecordTrafficCounters`` and ``RecordFeedback`` commands: counter deltas with one upsert per
+(subject, variant) — ``x = x + delta``, so concurrent replicas never lose each other's counts —
+and outcomes, one per request (a second one only as an explicit, recorded overwrite).
+:class:`SqlTrafficStore` reads them back, outside any unit of work.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from sqlalchemy.engine import Connection, Row
 
 from modelplane.core.clock import aware, utcnow
 from modelplane.core.uow import HasEvents
-from modelplane.db.engine import WRITE
 from modelplane.errors import Conflict
 from modelplane.traffic.adapters import tables as t
 from modelplane.traffic.deployment import Deployment
@@ -33,6 +33,7 @@ __all__ = [
     "SqlDeploymentRepository",
     "SqlExperimentRepository",
     "SqlRolloutRepository",
+    "SqlTrafficLedger",
     "SqlTrafficStore",
     "row_to_deployment",
     "row_to_experiment",
@@ -286,15 +287,16 @@ class SqlDeploymentRepository:
         self._tx.track(deployment)
 
 
-class SqlTrafficStore:
-    """Counters and feedback written by serving replicas, outside any command."""
+class SqlTrafficLedger:
+    """What serving replicas send in (counter deltas, outcomes), written in a unit of work."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    def __init__(self, tx: _Tx) -> None:
+        self._tx = tx
+        self._insert = pg_insert if tx.dialect == "postgresql" else sqlite_insert
 
     def add_counters(self, deltas: Mapping[tuple[str, str], Counters]) -> None:
-        """Add each (subject, variant)'s deltas to the stored totals, in one transaction."""
+        """Add each (subject, variant)'s deltas to the stored totals (the unit of work's
+        transaction: all of them or none)."""
         if not deltas:
             return
         now = utcnow()
@@ -320,40 +322,9 @@ class SqlTrafficStore:
             index_elements=["subject", "variant", "bucket"],
             set_={"count": t.traffic_latency.c.count + latency.excluded["count"]},
         )
-        with self._engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            conn.execute(stats, stats_rows)
-            if latency_rows:
-                conn.execute(latency, latency_rows)
-
-    def counters(self, subjects: Iterable[str]) -> dict[tuple[str, str], Counters]:
-        """The stored totals of ``subjects``, keyed by (subject, variant)."""
-        wanted = list(subjects)
-        if not wanted:
-            return {}
-        out: dict[tuple[str, str], Counters] = {}
-        with self._engine.connect() as conn:
-            for row in conn.execute(
-                select(t.traffic_stats).where(t.traffic_stats.c.subject.in_(wanted))
-            ):
-                m = row._mapping
-                out[(m["subject"], m["variant"])] = Counters(**{f: m[f] for f in COUNTER_FIELDS})
-            for row in conn.execute(
-                select(t.traffic_latency).where(t.traffic_latency.c.subject.in_(wanted))
-            ):
-                m = row._mapping
-                key = (m["subject"], m["variant"])
-                out.setdefault(key, Counters()).buckets[m["bucket"]] = m["count"]
-        return out
-
-    def subjects_like(self, prefix: str) -> list[str]:
-        """Every stored subject starting with ``prefix`` (a rollout's steps)."""
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(t.traffic_stats.c.subject)
-                .where(t.traffic_stats.c.subject.startswith(prefix, autoescape=True))
-                .distinct()
-            ).all()
-        return [r[0] for r in rows]
+        self._tx.conn.execute(stats, stats_rows)
+        if latency_rows:
+            self._tx.conn.execute(latency, latency_rows)
 
     def add_feedback(
         self,
@@ -400,20 +371,55 @@ class SqlTrafficStore:
                     "overwritten_at": stmt.excluded.received_at,
                 },
             ).returning(fb.c.revision)
-            with self._engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-                return int(conn.execute(upsert).scalar_one())
+            return int(self._tx.conn.execute(upsert).scalar_one())
         first = stmt.on_conflict_do_nothing(index_elements=["request_id"]).returning(fb.c.revision)
-        with self._engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            if conn.execute(first).scalar() is not None:  # a row came back: it was inserted
-                return 1
-            revision = conn.execute(
-                select(fb.c.revision).where(fb.c.request_id == request_id)
-            ).scalar()
+        if self._tx.conn.execute(first).scalar() is not None:  # a row came back: it was inserted
+            return 1
+        revision = self._tx.conn.execute(
+            select(fb.c.revision).where(fb.c.request_id == request_id)
+        ).scalar()
         raise Conflict(
             f"request {request_id!r} already has an outcome (revision {revision}); send "
             '"overwrite": true to replace it',
             field="request_id",
         )
+
+
+class SqlTrafficStore:
+    """Counters and feedback as stored (the read side; commands write them)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def counters(self, subjects: Iterable[str]) -> dict[tuple[str, str], Counters]:
+        """The stored totals of ``subjects``, keyed by (subject, variant)."""
+        wanted = list(subjects)
+        if not wanted:
+            return {}
+        out: dict[tuple[str, str], Counters] = {}
+        with self._engine.connect() as conn:
+            for row in conn.execute(
+                select(t.traffic_stats).where(t.traffic_stats.c.subject.in_(wanted))
+            ):
+                m = row._mapping
+                out[(m["subject"], m["variant"])] = Counters(**{f: m[f] for f in COUNTER_FIELDS})
+            for row in conn.execute(
+                select(t.traffic_latency).where(t.traffic_latency.c.subject.in_(wanted))
+            ):
+                m = row._mapping
+                key = (m["subject"], m["variant"])
+                out.setdefault(key, Counters()).buckets[m["bucket"]] = m["count"]
+        return out
+
+    def subjects_like(self, prefix: str) -> list[str]:
+        """Every stored subject starting with ``prefix`` (a rollout's steps)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(t.traffic_stats.c.subject)
+                .where(t.traffic_stats.c.subject.startswith(prefix, autoescape=True))
+                .distinct()
+            ).all()
+        return [r[0] for r in rows]
 
     def feedback(self, request_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Stored outcomes (all, or those of ``request_ids``), as plain rows."""
