@@ -103,14 +103,22 @@ class PlatformViewSource:
 
     def snapshot(self, names: Collection[str]) -> Snapshot:
         """Each model's facts (one that cannot be read is left out: serving keeps its old view)
-        and the routing table."""
+        and the routing table.
+
+        The routing table is read **first**: a promotion ends the route and moves the alias in
+        one transaction, so aliases read after the table are at least as new as it is. Read the
+        other way round, a promotion committing between the two reads would show the old
+        champion and no route, and the bare name would go back to the old version until the
+        next refresh.
+        """
+        routing = self._traffic.routing_table()
         models: dict[str, ModelFacts] = {}
         for name in names:
             try:
                 models[name] = self.model(name)
             except ModelplaneError:
                 log.warning("could not refresh model %s", name, exc_info=True)
-        return Snapshot(models=models, routing=self._traffic.routing_table())
+        return Snapshot(models=models, routing=routing)
 
     def model_names(self) -> Sequence[str]:
         return [m.name for m in self._registry.list_models(limit=1000).items]
