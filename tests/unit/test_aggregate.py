@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from modelplane.auth.model import Token
-from modelplane.core import Aggregate, SequencedAggregate
+from modelplane.core.aggregate import Aggregate, SequencedAggregate
 from modelplane.core.messages import Event
 from modelplane.registry.model import RegisteredModel
 from modelplane.traffic.deployment import Deployment
