@@ -14,7 +14,7 @@ imported only when a columnar batch is validated.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -24,8 +24,6 @@ from modelplane.errors import InvalidInput, SignatureMismatch
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelplane.core.signature import Signature, TensorSpec
-
 __all__ = [
     "categorical",
     "check_names",
@@ -34,6 +32,29 @@ __all__ = [
     "validate_frame",
     "validate_tensor",
 ]
+
+
+class TensorSpec(Protocol):
+    """What casting needs of a :class:`~modelplane.core.signature.TensorSpec` (which fits this
+    as it is; a Protocol, so this module and the signature's do not import each other)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def categories(self) -> tuple[Any, ...] | None: ...
+    @property
+    def category_dtype(self) -> pd.CategoricalDtype: ...
+
+
+class Signature(Protocol):
+    """What :func:`validate_columns` needs of a :class:`~modelplane.core.signature.Signature`."""
+
+    @property
+    def inputs(self) -> Sequence[TensorSpec]: ...
 
 
 def validate_columns(

@@ -1,6 +1,6 @@
 """The release gates' checks, one function each: ``signature``, ``holdout``, ``latency``, ``smoke``.
 
-Each takes the loaded models (and the :class:`~modelplane.traffic.gates.GateConfig`'s settings
+Each takes the loaded models (and the :class:`~modelplane.traffic.gate_config.GateConfig`'s settings
 it needs) and returns a :class:`Check`; :func:`modelplane.traffic.gates.run_gates` runs them in
 order and turns whatever one raises into a failed check. What each verifies is told in
 :mod:`modelplane.traffic.gates`' docstring. Models are taken structurally (:class:`GateModel`),
@@ -23,7 +23,7 @@ from modelplane.errors import InvalidInput
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelplane.traffic.gates import GateConfig, SmokeCase
+    from modelplane.traffic.gate_config import GateConfig, SmokeCase
 
 __all__ = [
     "HIGHER_IS_BETTER",
