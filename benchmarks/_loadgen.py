@@ -6,9 +6,10 @@ to one CPU, and report the same :class:`LoadResult`.
 
 * **wrk** (Debian's ``wrk`` package; C, one thread): a Lua script reads the bodies, pre-formats
   one request per body in ``init`` and prints a JSON summary from ``done``, its latency
-  percentiles included (wrk's histogram, microsecond resolution).
+  percentiles included (wrk's histogram, microsecond resolution): p50, p99, p99.9 and max.
 * **Python** (``python benchmarks/_loadgen.py …``): an asyncio protocol per connection (uvloop
-  when installed), latencies with ``perf_counter_ns``; responses must carry Content-Length. It
+  when installed), latencies with ``perf_counter_ns`` (the same percentiles, from the sorted
+  samples); responses must carry Content-Length. It
   costs more CPU per request than wrk, so far above ~10k req/s it, not the server, may be the
   limit: use wrk where you can.
 
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit
 
-__all__ = ["RAMP_S", "LoadResult", "run_load", "wrk_path"]
+__all__ = ["RAMP_S", "LoadResult", "parse_summary", "run_load", "wrk_path"]
 
 #: Before the load starts, every connection is opened and left idle this long, so the server has
 #: accepted them all. Otherwise a server whose event loop is busy (a model run on the loop, as
@@ -82,11 +83,11 @@ end
 function done(summary, latency, requests_)
   local e = summary.errors
   io.write(string.format(
-    '{"requests": %d, "duration_s": %.6f, "p50_ms": %.4f, "p99_ms": %.4f, "mean_ms": %.4f, '
-    .. '"max_ms": %.4f, "socket_errors": %d, "non_2xx": %d, "timeouts": %d}\n',
+    '{"requests": %d, "duration_s": %.6f, "p50_ms": %.4f, "p99_ms": %.4f, "p999_ms": %.4f, '
+    .. '"mean_ms": %.4f, "max_ms": %.4f, "socket_errors": %d, "non_2xx": %d, "timeouts": %d}\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3,
-    latency:percentile(99) / 1e3, latency.mean / 1e3, latency.max / 1e3,
-    e.connect + e.read + e.write, e.status, e.timeout))
+    latency:percentile(99) / 1e3, latency:percentile(99.9) / 1e3, latency.mean / 1e3,
+    latency.max / 1e3, e.connect + e.read + e.write, e.status, e.timeout))
 end
 """
 
@@ -101,6 +102,7 @@ class LoadResult:
     p99_ms: float
     mean_ms: float
     max_ms: float
+    p999_ms: float = float("nan")  # p99.9
     socket_errors: int = 0
     non_2xx: int = 0
     timeouts: int = 0
@@ -175,6 +177,13 @@ def run_load(
             "-c", str(connections), "-d", str(duration_s),
         ]  # fmt: skip
         out = _run(_pinned(cmd, cpu), env, duration_s)
+    return parse_summary(out, wrk=wrk is not None)
+
+
+def parse_summary(out: str, *, wrk: bool) -> LoadResult:
+    """The :class:`LoadResult` in a load generator's output: its last line starting with
+    ``{`` (the JSON summary the Lua ``done`` hook or the Python generator prints; wrk prints its
+    own report before it). wrk's duration includes the ramp (``RAMP_S``), taken out here."""
     line = next((ln for ln in reversed(out.splitlines()) if ln.startswith("{")), None)
     if line is None:
         raise RuntimeError(f"load generator printed no summary:\n{out}")
@@ -300,6 +309,7 @@ async def _drive(url: str, bodies: list[str], connections: int, duration_s: floa
         duration_s=elapsed,
         p50_ms=pct(50),
         p99_ms=pct(99),
+        p999_ms=pct(99.9),
         mean_ms=sum(ordered) / len(ordered) / 1e6 if ordered else 0.0,
         max_ms=ordered[-1] / 1e6 if ordered else 0.0,
         socket_errors=stats.socket_errors,

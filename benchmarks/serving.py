@@ -1,371 +1,132 @@
-"""Serving benchmark: ``modelplane serve`` against a bare Starlette floor, measured in one run.
+"""Serving benchmark: ``modelplane serve`` as users run it against a bare Starlette floor.
 
-    .venv/bin/python benchmarks/serving.py [--duration 5] [--warmup 1] [--rounds 2] [--quick]
-                                           [--variants unbatched,batched,cache,auth]
-                                           [--serve-arg=--max-wait-ms=1 …] [--python-loadgen]
-                                           [--cells 1x1,32x8]
-                                           [--profile DIR] [--json PATH|-]
+    .venv/bin/python benchmarks/serving.py [--duration 20] [--warmup 2] [--rounds 2] [--quick]
+        [--variants default,no-predlog,no-accesslog,no-controller,no-polling,unbatched,cache]
+        [--cells 1x1,32x8] [--serve-arg=--max-wait-ms=1 …] [--python-loadgen]
+        [--no-floor-venv] [--profile DIR] [--json PATH|-]
+
+**How long**: servers × cells × rounds × (warm-up + measured + ~1.5 s). The default run is
+8 servers × 6 cells × 2 rounds × (2 + 20 + 1.5) s ≈ 38 minutes, plus ~30 s of start-up (and
+~40 s once to build the floor's venv). ``--quick`` (2 cells, 1 round, 1 s warm-up + 2 s
+measured) takes about 1½ minutes. The machine should be quiet: the tail is the point.
 
 The model is a scikit-learn GradientBoostingClassifier (100 trees, depth 3, 20 float features)
 fitted here, registered as ``bench@champion`` in a temporary ``MODELPLANE_HOME`` and pickled for
-the floor. Four servers are started, each a single process with one worker, all **pinned to the
-first allowed CPU**:
+the floor. Every server is one process with one worker, **pinned to the first allowed CPU**;
+the load generator (and this script) to the second.
 
-* **floor** — a bare Starlette endpoint on uvicorn (uvloop, httptools, no access log):
-  ``json.loads`` → ``np.asarray(data).reshape(shape)`` → ``model.predict`` (on the event loop)
-  → ``json.dumps``, answering the same OIP v2 body with an OIP v2 response;
-* **unbatched** — ``modelplane serve --max-batch-size 1``;
-* **batched** — ``modelplane serve`` (default ``--max-batch-size 32``);
-* **cache** — ``modelplane serve --cache``; the bodies repeat, so after the warm-up every
-  request is a cache hit (the hit ratio is read from ``/metrics`` and shown).
+* **floor** — ``_floor_server.py``: a bare Starlette endpoint on uvicorn (uvloop, httptools, no
+  access log): ``json.loads`` → ``np.asarray(data).reshape(shape)`` → ``model.predict`` (on the
+  event loop) → ``json.dumps``. It runs in a venv of its own (``benchmarks/.floor-venv``, built
+  once by ``_floor_venv.py`` with only Starlette, uvicorn[standard], scikit-learn and numpy,
+  pinned from ``constraints.txt``), so its RSS is the floor's own; when that venv cannot be
+  built (or with ``--no-floor-venv``) it runs in modelplane's venv and the output says so.
+* **default** — ``modelplane serve --model bench@champion`` with its defaults, as a user runs it:
+  batching (max batch 256, 2 ms window), the prediction log (Parquet under the home; the files
+  are counted and deleted between cells), the access log (one JSON line per request on stderr,
+  read from a pipe as a log collector would), the canary controller, the view's poll of the
+  registry and routing table, the gRPC port open.
+* attribution, the defaults with one background job off each: **no-predlog**
+  (``--no-prediction-log``), **no-accesslog** (``--no-access-log``), **no-controller**
+  (``--no-controller``), **no-polling** (``serve`` has no switch for the poll:
+  ``--poll-interval`` of a year);
+* **unbatched** (``--max-batch-size 1``) and **cache** (``--cache``; the bodies repeat, so after
+  the warm-up every request is a cache hit), both otherwise with the defaults;
+* not run unless named in ``--variants``: **auth** (unbatched, ``MODELPLANE_REQUIRE_AUTH``, every
+  request bears a read token), **quiet** (every background job above off: the configuration
+  earlier versions of this benchmark measured), **granian** (the unbatched app on granian);
+  ``batched`` is accepted as the old name of ``default``.
 
-All modelplane servers run with ``--grpc-port 0 --no-access-log --no-prediction-log --model
-bench@champion``. The load generator is ``wrk`` (Debian's package; one thread, a Lua script
-that POSTs the bodies in turn), or a Python asyncio generator when wrk is missing (or with
-``--python-loadgen``), in a separate process **pinned to the second CPU**, as is this script.
-Each request is ``POST /v2/models/bench/infer`` with one FP64 tensor of 1 or 32 rows; 64
-distinct bodies of each size are sent in turn (the same bodies to every server).
+The load generator is ``wrk`` (one thread, a Lua script POSTing the bodies in turn and printing
+p50/p99/p99.9/max from its ``done`` hook), or a Python asyncio generator when wrk is missing
+(or with ``--python-loadgen``). Each request is ``POST /v2/models/bench/infer`` with one FP64
+tensor of 1 or 32 rows; 64 distinct bodies of each size are sent in turn.
 
-Cells: 1-row requests at concurrency 1, 8 and 64; 32-row requests at 8 and 64. In each cell the
-servers take turns (rotating the order every cell and round), each getting ``--warmup`` seconds
-of load, then ``--duration`` seconds measured; ``--rounds`` repeats the whole sweep and the
-rounds are pooled (throughput from all requests over all time, p50/p99 the mean of the rounds).
-Each load-generator run opens its connections and waits 0.3 s before sending (``_loadgen.RAMP_S``):
-a server that runs the model on its event loop (the floor) otherwise accepts new connections one
-loop turn at a time under load, and the first requests of late connections (~0.8 s at c=64)
-alone set the floor's p99 — an artefact of restarting the generator, which made the p99 target
-meaningless (floor p99 190-700 ms at c=64 instead of ~25 ms).
-Reported per cell: requests/s, rows/s, p50/p99 latency (the load generator's), the server's CPU
-time per request (utime+stime from ``/proc/<pid>/stat`` over the measured window ÷ requests: a
-figure that survives a noisy machine), its RSS after the cell, and the ratio to the floor. For
-modelplane servers, the mean rows per ``predict`` (``/metrics`` batch-size histogram) and the
-cache hit ratio over the window.
+Cells: 1, 8 and 64 clients × 1-row and 32-row requests. In each cell the servers take turns
+(the order rotates every cell and round); **every other server is stopped (SIGSTOP) meanwhile**,
+so their polls and flushes cannot run on the measured server's CPU. Each turn is ``--warmup``
+seconds of load, then ``--duration`` seconds measured; ``--rounds`` repeats the sweep and the
+rounds are pooled (req/s from all requests over all time; p50, p99, p99.9 the mean of the
+rounds; max the largest). Each load-generator run opens its connections and waits 0.3 s before
+sending (``_loadgen.RAMP_S``: otherwise the floor's late accepts alone set its p99 at c=64).
 
-``--variants auth`` adds "unbatched" with authentication required (``MODELPLANE_REQUIRE_AUTH``):
-every request bears a read token; the same target as unbatched (issue #11: the bearer check must
-cost nothing measurable on the 1-row path — compare its row with unbatched's in the same run).
+Reported per cell and server: req/s, p50/p99/p99.9/max latency, the server's CPU time per
+request (``/proc/<pid>/stat``; survives a noisy machine), the peak RSS during the measured run
+(VmHWM, reset before each run through ``/proc/<pid>/clear_refs``), ratios to the floor, rows
+per ``predict`` and cache hits (``/metrics``), and the run-to-run spread ((max − min) / mean over
+rounds of req/s and of p99; the noisiest cell is named with its min–max). Per server: RSS once
+ready before any request (idle), VmHWM then (start-up peak), the largest cell peak, RSS after the
+run, and the bytes of its output (the access log) and of its prediction log.
 
-Targets (issue #4), as ratios to the floor in the same run:
+Targets, as ratios to the floor in the same run, at every cell measured:
 
-* unbatched 1-row requests/s ≥ 0.9× the floor at every concurrency (and "auth", when run);
-* batched 1-row requests/s at concurrency 64 ≥ 1.5×;
-* 32-row requests/s ≥ 1.2× (unbatched and batched, at 8 and 64);
-* cache hits ≥ 1.8× in every cell;
-* p99 at concurrency 64 ≤ 1.2× the floor's (every modelplane variant, 1 and 32 rows).
+* p99 ≤ 1.3× and p99.9 ≤ 2× the floor's (every modelplane variant but granian);
+* 1 client, 1-row, default batching: req/s ≥ 0.95×;
+* unbatched 1-row req/s ≥ 0.9× at every concurrency (and "auth", when run);
+* default (batched) 1-row req/s at 64 clients ≥ 1.5×; 32-row req/s at 8 and 64 clients ≥ 1.2×
+  (unbatched and default);
+* cache hits ≥ 1.8× in every cell.
 
 Exit status 1 when a target fails, a server fails to start, answers differently from the floor,
 or any request fails. ``--profile DIR`` then records each modelplane server with ``py-spy
---gil`` (if installed: ``pip install py-spy``) under load at concurrency 64, 1 and 32 rows, and
-prints where its Python time goes (raw stacks stay in DIR). The machine is shared
-and noisy: compare within one run; default run ~4½ minutes, ``--quick`` ~1 minute.
+--gil`` under load at concurrency 64 (``_serving_profile.py``). ``--json PATH`` (``-``: stdout)
+writes every figure, per round too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pickle
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _floor_venv import floor_python
 from _loadgen import LoadResult, run_load, wrk_path
+from _serving_profile import Profile, print_profiles, profile
+from _serving_report import (
+    ALIASES,
+    BY_KEY,
+    CELLS,
+    FLOOR,
+    GRANIAN,
+    QUICK_CELLS,
+    VARIANTS,
+    Cell,
+    ServerStats,
+    Variant,
+    describe_noisiest,
+    evaluate,
+    ratio,
+    render,
+)
+from _serving_servers import Server, free_port
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+HERE = Path(__file__).resolve().parent
 MODEL = "bench"
 N_FEATURES = 20
 N_BODIES = 64  # distinct request bodies of each size, sent in turn
 INFER_PATH = f"/v2/models/{MODEL}/infer"
-READY_PATH = "/v2/health/ready"
-MP_ARGS = ("--grpc-port", "0", "--no-access-log", "--no-prediction-log", "--model",
-           f"{MODEL}@champion")  # fmt: skip
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+TURN_OVERHEAD_S = 1.5  # per server and cell: two ramps, process starts, /metrics reads
+Key = tuple[str, int, int]
 
 
-@dataclass(frozen=True)
-class Variant:
-    key: str
-    label: str
-    args: tuple[str, ...] = ()  # extra ``modelplane serve`` arguments; floor: none
-    require_auth: bool = False  # MODELPLANE_REQUIRE_AUTH=true, every request bears a token
-
-
-FLOOR = Variant("floor", "floor (Starlette)")
-# The same app as "unbatched", served by granian (Rust HTTP, ASGI) instead of uvicorn: the
-# measurement behind the choice of HTTP stack (README "Serving"). Not run by default, no target.
-GRANIAN = Variant("granian", "modelplane on granian, no batching", ("--max-batch-size", "1"))
-VARIANTS = [
-    FLOOR,
-    Variant("unbatched", "modelplane, no batching", ("--max-batch-size", "1")),
-    Variant("batched", "modelplane, batching"),  # the defaults: --max-batch-size 32
-    Variant("cache", "modelplane, cache hits", ("--cache",)),
-    # "unbatched" with authentication required: every request bears a read token (checked
-    # against the token store, remembered 5 s). What the bearer check costs on the hot path.
-    Variant("auth", "modelplane, no batching, token required", ("--max-batch-size", "1"),
-            require_auth=True),
-    GRANIAN,
-]
-Metrics = dict[str, float]  # counters read from /metrics
-Profile = dict[str, list[tuple[str, float, float]]]  # "self"/"total" → (function, self %, total %)
-CELLS: list[tuple[int, int]] = [(1, 1), (1, 8), (1, 64), (32, 8), (32, 64)]  # (rows, clients)
-
-
-@dataclass(frozen=True)
-class Target:
-    label: str
-    variants: tuple[str, ...]
-    cells: tuple[tuple[int, int], ...]
-    kind: str  # "rate": req/s ≥ goal × floor's; "p99": p99 ≤ goal × floor's
-    goal: float
-
-
-TARGETS = [
-    Target("unbatched 1-row req/s", ("unbatched", "auth"), ((1, 1), (1, 8), (1, 64)), "rate",
-           0.9),
-    Target("batched 1-row req/s at c=64", ("batched",), ((1, 64),), "rate", 1.5),
-    Target("32-row req/s", ("unbatched", "batched"), ((32, 8), (32, 64)), "rate", 1.2),
-    Target("cache-hit req/s", ("cache",), tuple(CELLS), "rate", 1.8),
-    Target("p99 at c=64", ("unbatched", "batched", "cache"), ((1, 64), (32, 64)), "p99", 1.2),
-]
-
-
-@dataclass
-class Cell:
-    """One variant in one cell, pooled over rounds."""
-
-    variant: str
-    rows: int
-    clients: int
-    requests: int = 0
-    duration_s: float = 0.0
-    cpu_s: float = 0.0
-    p50s_ms: list[float] = field(default_factory=list)
-    p99s_ms: list[float] = field(default_factory=list)
-    errors: int = 0
-    rss_mb: float = 0.0
-    predicts: float = 0.0  # model calls (batches) in the measured windows, from /metrics
-    predict_rows: float = 0.0
-    cache_hits: float = 0.0
-    cache_misses: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.duration_s if self.duration_s else 0.0
-
-    @property
-    def p50(self) -> float:
-        return float(np.mean(self.p50s_ms)) if self.p50s_ms else float("nan")
-
-    @property
-    def p99(self) -> float:
-        return float(np.mean(self.p99s_ms)) if self.p99s_ms else float("nan")
-
-    @property
-    def cpu_us(self) -> float:
-        return self.cpu_s / self.requests * 1e6 if self.requests else float("nan")
-
-    def add(self, load: LoadResult, cpu_s: float, rss_mb: float, metrics: Metrics) -> None:
-        self.requests += load.requests
-        self.duration_s += load.duration_s
-        self.cpu_s += cpu_s
-        self.p50s_ms.append(load.p50_ms)
-        self.p99s_ms.append(load.p99_ms)
-        self.errors += load.errors
-        self.rss_mb = rss_mb
-        self.predicts += metrics.get("batch_count", 0.0)
-        self.predict_rows += metrics.get("batch_rows", 0.0)
-        self.cache_hits += metrics.get("cache_hit", 0.0)
-        self.cache_misses += metrics.get("cache_miss", 0.0)
-
-
-# -- the floor server (runs in its own process: ``serving.py --floor-server MODEL.pkl``) -------
-
-
-def floor_server(model_path: Path, port: int) -> None:
-    """Serve ``model_path`` (a pickled model) the plainest way: the floor."""
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    with model_path.open("rb") as fh:
-        model = pickle.load(fh)  # written by this script a moment ago
-    model.predict(np.zeros((1, N_FEATURES)))
-
-    async def infer(request: Request) -> Response:
-        body = json.loads(await request.body())
-        tensor = body["inputs"][0]
-        X = np.asarray(tensor["data"], dtype=np.float64).reshape(tensor["shape"])
-        y = model.predict(X)
-        out = {
-            "model_name": MODEL,
-            "outputs": [
-                {"name": "predict", "datatype": "INT64", "shape": [len(y)], "data": y.tolist()}
-            ],
-        }
-        return Response(json.dumps(out), media_type="application/json")
-
-    async def ready(request: Request) -> Response:
-        return Response(b"", status_code=200)
-
-    app = Starlette(routes=[Route(INFER_PATH, infer, methods=["POST"]), Route(READY_PATH, ready)])
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
-
-
-# -- servers --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pinned(cmd: list[str], cpu: int | None) -> list[str]:
-    taskset = shutil.which("taskset")
-    if cpu is None or taskset is None:
-        return cmd
-    return [taskset, "-c", str(cpu), *cmd]
-
-
-class Server:
-    """One server process (pinned to ``cpu``), its port, log file and /proc readings."""
-
-    def __init__(self, variant: Variant, cmd: list[str], env: dict[str, str], cpu: int | None,
-                 log: Path, port: int) -> None:  # fmt: skip
-        self.variant = variant
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.token: str | None = None  # sent with every request when the variant needs it
-        self.log = log
-        self.error: str | None = None
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                pinned(cmd, cpu), env=env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        if cpu is not None and shutil.which("taskset") is None:
-            os.sched_setaffinity(self.proc.pid, {cpu})
-
-    def wait_ready(self, deadline: float) -> bool:
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.error = f"exited with {self.proc.returncode}:\n{self.log_tail()}"
-                return False
-            try:
-                with urllib.request.urlopen(self.url + READY_PATH, timeout=1) as resp:
-                    if resp.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        self.error = f"not ready in time:\n{self.log_tail()}"
-        return False
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def pids(self) -> list[int]:
-        """The server and its descendants (a process pool, several workers)."""
-        children: dict[int, list[int]] = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-        found, todo = [], [self.proc.pid]
-        while todo:
-            pid = todo.pop()
-            found.append(pid)
-            todo.extend(children.get(pid, []))
-        return found
-
-    def cpu_seconds(self) -> float:
-        """utime + stime of the server's processes (every thread), in seconds."""
-        total = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-        return total / CLK_TCK
-
-    def memory_mb(self, key: str = "VmRSS") -> float:
-        """``VmRSS`` (or ``VmHWM``, the peak) summed over the server's processes, in MiB."""
-        total = 0
-        for pid in self.pids():
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith(key + ":"):
-                        total += int(line.split()[1])
-            except OSError:
-                continue
-        return total / 1024
-
-    def metrics(self) -> Metrics:
-        """Batch and cache counters from ``/metrics`` (empty for the floor)."""
-        found: Metrics = defaultdict(float)
-        if self.variant is FLOOR:
-            return found
-        try:
-            with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
-                text = resp.read().decode()
-        except (urllib.error.URLError, OSError):
-            return found
-        for line in text.splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            name, _, value = line.rpartition(" ")
-            if name.startswith("modelplane_batch_size_rows_count"):
-                found["batch_count"] += float(value)
-            elif name.startswith("modelplane_batch_size_rows_sum"):
-                found["batch_rows"] += float(value)
-            elif name.startswith("modelplane_cache_events_total"):
-                if 'outcome="hit"' in name:
-                    found["cache_hit"] += float(value)
-                elif 'outcome="miss"' in name:
-                    found["cache_miss"] += float(value)
-        return found
-
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def estimate_s(servers: int, cells: int, rounds: int, warmup: int, duration: int) -> float:
+    """Seconds the measurement takes (start-up and the floor venv's first build left out)."""
+    return servers * cells * rounds * (warmup + duration + TURN_OVERHEAD_S)
 
 
 def post(url: str, body: str, token: str | None = None) -> Any:
@@ -380,7 +141,9 @@ def post(url: str, body: str, token: str | None = None) -> Any:
 # -- set-up ---------------------------------------------------------------------------------
 
 
-def prepare(tmp: Path, seed: int) -> tuple[Path, Path, dict[int, Path], dict[int, list[str]]]:
+def prepare(
+    tmp: Path, seed: int, cells: list[tuple[int, int]]
+) -> tuple[Path, Path, dict[int, Path], dict[int, list[str]]]:
     """Fit and register the model; write the floor's pickle and the request bodies."""
     from sklearn.ensemble import GradientBoostingClassifier
 
@@ -402,7 +165,7 @@ def prepare(tmp: Path, seed: int) -> tuple[Path, Path, dict[int, Path], dict[int
         pickle.dump(model, fh)
     bodies: dict[int, list[str]] = {}
     files: dict[int, Path] = {}
-    for rows in sorted({r for r, _ in CELLS}):
+    for rows in sorted({r for r, _ in cells}):
         bodies[rows] = []
         for _ in range(N_BODIES):
             data = rng.normal(size=(rows, N_FEATURES))
@@ -410,8 +173,8 @@ def prepare(tmp: Path, seed: int) -> tuple[Path, Path, dict[int, Path], dict[int
                       "data": data.ravel().tolist()}  # fmt: skip
             # The floor answers predict only; so do these requests (with no outputs named,
             # OIP asks for every output: predict_proba too, about twice the work).
-            bodies[rows].append(json.dumps({"inputs": [tensor],
-                                            "outputs": [{"name": "predict"}]}))
+            request = {"inputs": [tensor], "outputs": [{"name": "predict"}]}
+            bodies[rows].append(json.dumps(request))
         files[rows] = tmp / f"bodies-{rows}.jsonl"
         files[rows].write_text("\n".join(bodies[rows]) + "\n", encoding="utf-8")
     return home, model_path, files, bodies
@@ -424,6 +187,7 @@ def start_servers(
     model_path: Path,
     cpu: int | None,
     serve_args: list[str],
+    floor_py: str,
 ) -> dict[str, Server]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPLANE_")}
     env["MODELPLANE_HOME"] = str(home)
@@ -431,20 +195,35 @@ def start_servers(
     for variant in variants:  # a variant's own arguments come last, so they win
         port = free_port()
         variant_env: dict[str, str] = {}
+        predlog = tmp / f"predictions-{variant.key}"
         if variant is FLOOR:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--floor-server",
-                   str(model_path), "--port", str(port)]  # fmt: skip
-        elif variant is GRANIAN:
-            cmd, variant_env = granian_command(port, serve_args)
+            cmd = [floor_py, str(HERE / "_floor_server.py"), str(model_path),
+                   "--port", str(port), "--model-name", MODEL]  # fmt: skip
+            run_env = {k: v for k, v in env.items() if k != "MODELPLANE_HOME"}
         else:
-            cmd = [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(port),
-                   *MP_ARGS, *serve_args, *variant.args]  # fmt: skip
+            if variant is GRANIAN:
+                cmd, variant_env = granian_command(port, serve_args)
+            else:
+                cmd = [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(port),
+                       "--grpc-port", str(free_port()), "--model", f"{MODEL}@champion",
+                       *serve_args, *variant.args]  # fmt: skip
+            variant_env["MODELPLANE_PREDICTION_LOG"] = str(predlog)
+            if variant.require_auth:
+                variant_env["MODELPLANE_REQUIRE_AUTH"] = "true"
+            run_env = {**env, **variant_env}
+        server = Server(
+            variant.key,
+            variant.label,
+            cmd,
+            run_env,
+            cpu,
+            port,
+            has_metrics=variant is not FLOOR,
+            predlog_dir=None if variant is FLOOR else predlog,
+        )
         if variant.require_auth:
-            variant_env["MODELPLANE_REQUIRE_AUTH"] = "true"
-        servers[variant.key] = Server(variant, cmd, {**env, **variant_env}, cpu,
-                                      tmp / f"{variant.key}.log", port)  # fmt: skip
-        if variant.require_auth:
-            servers[variant.key].token = read_token(home)
+            server.token = read_token(home)
+        servers[variant.key] = server
     return servers
 
 
@@ -464,8 +243,8 @@ def read_token(home: Path) -> str:
 
 def granian_command(port: int, serve_args: list[str]) -> tuple[list[str], dict[str, str]]:
     """``modelplane serve --max-batch-size 1`` as granian runs it: the app factory ``serve``
-    hands uvicorn, the same options (through ``MODELPLANE_SERVE_OPTIONS``), one worker, one
-    Rust runtime thread, uvloop."""
+    hands uvicorn, the same options (through ``MODELPLANE_SERVE_OPTIONS``; the defaults, with
+    no gRPC), one worker, one Rust runtime thread, uvloop."""
     from modelplane.cli.serve import APP_FACTORY
     from modelplane.serving.options import ModelOptions, ServeOptions
 
@@ -473,7 +252,7 @@ def granian_command(port: int, serve_args: list[str]) -> tuple[list[str], dict[s
         raise SystemExit("--serve-arg is not passed to the granian variant; run it without")
     options = ServeOptions(
         host="127.0.0.1", port=port, grpc_port=None, models=(f"{MODEL}@champion",),
-        defaults=ModelOptions(max_batch_size=1), prediction_log=False, access_log=False,
+        defaults=ModelOptions(max_batch_size=1),
     )  # fmt: skip
     cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host",
            "127.0.0.1", "--port", str(port), "--workers", "1", "--runtime-threads", "1",
@@ -510,266 +289,87 @@ def measure(
     args: argparse.Namespace,
     client_cpu: int | None,
     console: Console,
-) -> dict[tuple[str, int, int], Cell]:
-    cells: dict[tuple[str, int, int], Cell] = {}
+) -> tuple[dict[Key, Cell], bool]:
+    """Every cell, every round, each server in turn with the others stopped; also whether
+    VmHWM could be reset before each measured run."""
+    cells: dict[Key, Cell] = {}
     live = [s for s in servers.values() if s.error is None]
+    peaks_reset = True
     turn = 0
-    for round_ in range(args.rounds):
-        for rows, clients in CELLS:
-            order = live[turn % len(live) :] + live[: turn % len(live)]
-            turn += 1
-            for server in order:
-                key = (server.variant.key, rows, clients)
-                cell = cells.setdefault(key, Cell(server.variant.key, rows, clients))
-                what = (
-                    f"round {round_ + 1}/{args.rounds}: {rows}-row c={clients} "
-                    f"{server.variant.label}"
-                )
-                with console.status(what):
-                    url = server.url + INFER_PATH
-                    # The warm-up, then the measured run: the readings kept are those taken
-                    # just before the measured run.
-                    for seconds in (args.warmup, args.duration):
+    try:
+        for round_ in range(args.rounds):
+            for rows, clients in args.cell_list:
+                order = live[turn % len(live) :] + live[: turn % len(live)]
+                turn += 1
+                for server in order:
+                    for other in live:
+                        if other is not server:
+                            other.pause()
+                    server.resume()
+                    key = (server.key, rows, clients)
+                    cell = cells.setdefault(key, Cell(server.key, rows, clients))
+                    what = f"round {round_ + 1}/{args.rounds}: {rows}-row c={clients}"
+                    what += f" {server.label}"
+                    with console.status(what):
+                        drive(server, files[rows], clients, args.warmup, args, client_cpu)
                         before_metrics = server.metrics()
                         before_cpu = server.cpu_seconds()
-                        load = run_load(url, files[rows], connections=clients,
-                                        duration_s=seconds, cpu=client_cpu,
-                                        use_wrk=not args.python_loadgen,
-                                        token=server.token)  # fmt: skip
-                    cpu = server.cpu_seconds() - before_cpu
-                    after = server.metrics()
-                    delta = {k: v - before_metrics.get(k, 0.0) for k, v in after.items()}
-                    cell.add(load, cpu, server.memory_mb(), delta)
-    return cells
+                        peaks_reset = server.reset_peak() and peaks_reset
+                        load = drive(server, files[rows], clients, args.duration, args, client_cpu)
+                        cpu = server.cpu_seconds() - before_cpu
+                        after = server.metrics()
+                        delta = {k: v - before_metrics.get(k, 0.0) for k, v in after.items()}
+                        rss, peak = server.memory_mb(), server.memory_mb("VmHWM")
+                        cell.add(load, cpu, rss, peak, delta)
+                        server.prune_predlog()
+    finally:
+        for server in live:
+            server.resume()
+    return cells, peaks_reset
 
 
-def profile(
-    servers: dict[str, Server],
-    files: dict[int, Path],
+def drive(
+    server: Server,
+    bodies: Path,
+    clients: int,
+    seconds: int,
     args: argparse.Namespace,
     client_cpu: int | None,
-    console: Console,
-) -> dict[str, Profile]:
-    """py-spy each modelplane server under load at c=64; top functions by self/total share."""
-    pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(pyspy).exists():
-        console.print("[yellow]--profile: py-spy is not installed (pip install py-spy)[/]")
-        return {}
-    out_dir = Path(args.profile)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tops: dict[str, Profile] = {}
-    for server in servers.values():
-        if server.variant is FLOOR or server.error:
-            continue
-        for rows in (1, 32):
-            name = f"{server.variant.key}-{rows}row-c64"
-            raw = out_dir / f"{name}.txt"
-            duration = max(args.duration, 3)
-            with console.status(f"profiling {name}…"):
-                spy = subprocess.Popen(
-                    pinned([pyspy, "record", "--pid", str(server.proc.pid), "--duration",
-                            str(duration), "--rate", "250", "--gil", "--format", "raw", "--output",
-                            str(raw), "--nonblocking"], client_cpu),
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                )  # fmt: skip
-                run_load(server.url + INFER_PATH, files[rows], connections=64,
-                         duration_s=duration, cpu=client_cpu,
-                         use_wrk=not args.python_loadgen)  # fmt: skip
-                _, err = spy.communicate(timeout=duration + 60)
-            if not raw.exists():
-                console.print(f"[yellow]py-spy failed on {name}: {err.decode()[-500:]}[/]")
-                continue
-            tops[name] = top_frames(raw)
-    return tops
-
-
-def top_frames(raw: Path, n: int = 12) -> Profile:
-    """(function, self %, total %) of the ``n`` functions with the most samples of their own
-    ("self"), and of the ``n`` others with the most in total below the entry frames ("total")."""
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        total += count
-        frames = [_short(f) for f in stack.split(";")]
-        own[frames[-1]] += count
-        for frame in set(frames):
-            inclusive[frame] += count
-    if not total:
-        return {}
-    by_self = [f for f, _ in own.most_common(n)]
-    by_total = [
-        f
-        for f, c in inclusive.most_common()
-        if c < 0.9 * total and f not in by_self and not any(e in f for e in ENTRY_FRAMES)
-    ]
-    return {
-        kind: [(f, own[f] / total * 100, inclusive[f] / total * 100) for f in frames]
-        for kind, frames in (("self", by_self), ("total", by_total[:n]))
-    }
-
-
-# Frames every sample of a thread passes through (process start-up, CLI, thread bootstrap).
-ENTRY_FRAMES = (
-    "(<frozen runpy>)", "(typer/", "(click/", "(typer/_click/", "(threading.py)",
-    "(concurrent/futures/thread.py)", "(asyncio/runners.py)", "(uvicorn/main.py)",
-    "(uvicorn/server.py)", "(uvicorn/_compat.py)", "(modelplane/cli/",
-)  # fmt: skip
-
-
-def _short(frame: str) -> str:
-    """``func (/…/site-packages/pkg/mod/file.py:12)`` → ``func (pkg/mod/file.py)``."""
-    name, _, where = frame.partition(" (")
-    where = where.rstrip(")").rsplit(":", 1)[0]
-    parts = where.split("/")
-    for anchor in ("site-packages", "src", "lib"):
-        if anchor in parts:
-            parts = parts[len(parts) - 1 - parts[::-1].index(anchor) + 1 :]
-            break
-    return f"{name} ({'/'.join(parts[-3:])})"
-
-
-# -- the report -----------------------------------------------------------------------------
-
-
-def ratio(cells: dict[tuple[str, int, int], Cell], variant: str, rows: int, clients: int,
-          kind: str) -> float | None:  # fmt: skip
-    ours, floor = cells.get((variant, rows, clients)), cells.get((FLOOR.key, rows, clients))
-    if ours is None or floor is None or not ours.requests or not floor.requests:
-        return None
-    if kind == "rate":
-        return ours.rate / floor.rate
-    return ours.p99 / floor.p99
-
-
-def report(
-    cells: dict[tuple[str, int, int], Cell],
-    servers: dict[str, Server],
-    peaks: dict[str, float],
-    args: argparse.Namespace,
-    notes: list[str],
-    console: Console,
-) -> tuple[bool, list[dict[str, Any]]]:
-    from rich.table import Table
-
-    table = Table(
-        title="modelplane serve vs bare Starlette (the floor) — GradientBoosting 100×d3, "
-        "20 features; server on 1 core, 1 worker"
+) -> LoadResult:
+    return run_load(
+        server.url + INFER_PATH,
+        bodies,
+        connections=clients,
+        duration_s=seconds,
+        cpu=client_cpu,
+        use_wrk=not args.python_loadgen,
+        token=server.token,
     )
-    for name, justify in [
-        ("request", "left"), ("server", "left"), ("req/s", "right"), ("rows/s", "right"),
-        ("p50 ms", "right"), ("p99 ms", "right"), ("CPU µs/req", "right"),
-        ("RSS MiB", "right"), ("req/s\n× floor", "right"), ("p99\n× floor", "right"),
-        ("rows/predict\n· cache hits", "right"), ("errors", "right"),
-    ]:  # fmt: skip
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for index, (rows, clients) in enumerate(CELLS):
-        for variant in VARIANTS:
-            cell = cells.get((variant.key, rows, clients))
-            if cell is None:
-                continue
-            rate = ratio(cells, variant.key, rows, clients, "rate")
-            p99 = ratio(cells, variant.key, rows, clients, "p99")
-            extra = ""
-            if cell.predicts:
-                extra = f"{cell.predict_rows / cell.predicts:.1f}"
-            if cell.cache_hits + cell.cache_misses:
-                hits = cell.cache_hits / (cell.cache_hits + cell.cache_misses) * 100
-                extra = f"{extra} · {hits:.0f} %" if extra else f"{hits:.0f} % hits"
-            table.add_row(
-                f"{rows}-row c={clients}" if variant is FLOOR else "",
-                variant.label,
-                f"{cell.rate:,.0f}",
-                f"{cell.rate * rows:,.0f}",
-                f"{cell.p50:.2f}",
-                f"{cell.p99:.2f}",
-                f"{cell.cpu_us:,.0f}",
-                f"{cell.rss_mb:.0f}",
-                "" if variant is FLOOR or rate is None else f"{rate:.2f}×",
-                "" if variant is FLOOR or p99 is None else f"{p99:.2f}×",
-                extra,
-                f"[bold red]{cell.errors}[/]" if cell.errors else "0",
-                end_section=index < len(CELLS) - 1 and variant is VARIANTS[-1],
-            )
-    console.print(table)
-
-    targets = Table(title="targets (ratios to the floor, same run)")
-    for name in ("target", "server", "request", "measured", "goal", "pass"):
-        targets.add_column(name, justify="left" if name in {"target", "server"} else "right")
-    all_pass = True
-    verdicts: list[dict[str, Any]] = []
-    for target in TARGETS:
-        for key in target.variants:
-            if key not in servers:
-                continue
-            for rows, clients in target.cells:
-                if (rows, clients) not in CELLS:  # --cells left this cell out
-                    continue
-                value = ratio(cells, key, rows, clients, target.kind)
-                ok = value is not None and (
-                    value >= target.goal if target.kind == "rate" else value <= target.goal
-                )
-                all_pass = all_pass and ok
-                goal = f"{'≥' if target.kind == 'rate' else '≤'} {target.goal:.1f}×"
-                targets.add_row(
-                    target.label, key, f"{rows}-row c={clients}",
-                    "—" if value is None else f"{value:.2f}×", goal,
-                    "[green]pass[/]" if ok else "[bold red]FAIL[/]",
-                )  # fmt: skip
-                verdicts.append({"target": target.label, "variant": key, "rows": rows,
-                                 "clients": clients, "kind": target.kind, "goal": target.goal,
-                                 "ratio": value, "pass": ok})  # fmt: skip
-    console.print(targets)
-
-    for server in servers.values():
-        if server.error:
-            all_pass = False
-            console.print(f"[bold red]{server.variant.label}: {server.error}[/]")
-    if any(cell.errors for cell in cells.values()):
-        all_pass = False
-        console.print("[bold red]some requests failed (non-2xx, socket errors or timeouts)[/]")
-    peak = ", ".join(f"{key} {mb:.0f}" for key, mb in peaks.items())
-    notes.append(f"peak RSS (VmHWM, MiB): {peak}")
-    for note in notes:
-        console.print(note)
-    return all_pass, verdicts
 
 
-def print_profiles(tops: dict[str, Profile], console: Console) -> None:
-    from rich.table import Table
-
-    for name, kinds in tops.items():
-        table = Table(
-            title=f"py-spy --gil: {name} (share of the samples of whichever thread holds the "
-            "GIL; model code running without the GIL is not sampled)"
-        )
-        table.add_column("function (where)")
-        table.add_column("self %", justify="right")
-        table.add_column("total %", justify="right")
-        for kind, rows in kinds.items():
-            for index, (frame, own, incl) in enumerate(rows):
-                last = kind == "self" and index == len(rows) - 1
-                table.add_row(frame, f"{own:.1f}", f"{incl:.1f}", end_section=last)
-        console.print(table)
+# -- arguments and the run ------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, checked; adds ``cell_list`` ((rows, clients) to measure) and
+    ``variant_keys`` (the floor first)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--duration", type=int, default=5, help="measured seconds per cell")
-    parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per cell")
-    parser.add_argument("--rounds", type=int, default=2, help="sweeps over every cell, pooled")
+    parser.add_argument("--duration", type=int, help="measured seconds per cell (default 20)")
+    parser.add_argument("--warmup", type=int, help="warm-up seconds per cell (default 2)")
+    parser.add_argument("--rounds", type=int, help="sweeps over every cell, pooled (default 2)")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 1 s warm-up, 1 s measured, 1 round"
+        "--quick",
+        action="store_true",
+        help="development run: 1 s warm-up, 2 s measured, 1 round, cells 1x1 and 32x8 "
+        "(explicit --duration/--warmup/--rounds/--cells win)",
     )
+    known = [v.key for v in VARIANTS if v is not FLOOR]
     parser.add_argument(
-        "--variants", default="unbatched,batched,cache",
-        help="servers to run besides the floor: unbatched, batched, cache, granian (the "
-        "unbatched app under granian instead of uvicorn; not run by default)",
-    )  # fmt: skip
+        "--variants",
+        default=",".join(v.key for v in VARIANTS if v.default and v is not FLOOR),
+        help=f"servers to run besides the floor, among {', '.join(known)} (default: those "
+        "without auth, quiet and granian)",
+    )
     parser.add_argument(
         "--serve-arg", action="append", default=[], metavar="ARG",
         help="extra `modelplane serve` argument for every modelplane server (repeatable; "
@@ -779,22 +379,26 @@ def main(argv: list[str] | None = None) -> int:
         "--python-loadgen", action="store_true", help="use the Python load generator, not wrk"
     )
     parser.add_argument(
-        "--cells", metavar="ROWSxCLIENTS,…",
-        help="measure only these cells, e.g. --cells 1x1,32x8 (default: all five)",
-    )  # fmt: skip
+        "--cells",
+        metavar="ROWSxCLIENTS,…",
+        help="measure only these cells, e.g. --cells 1x1,32x8 (default: all six)",
+    )
+    parser.add_argument(
+        "--no-floor-venv",
+        action="store_true",
+        help="run the floor in modelplane's venv, not in benchmarks/.floor-venv",
+    )
     parser.add_argument("--profile", metavar="DIR", help="py-spy each modelplane server at c=64")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--json", metavar="PATH", help="also write the results as JSON (- : stdout)"
     )
-    parser.add_argument("--floor-server", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.floor_server:
-        floor_server(args.floor_server, args.port)
-        return 0
-    if args.quick:
-        args.duration, args.warmup, args.rounds = 1, 1, 1
+    quick = {"duration": 2, "warmup": 1, "rounds": 1}
+    full = {"duration": 20, "warmup": 2, "rounds": 2}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.duration < 1 or args.warmup < 1 or args.rounds < 1:
         parser.error("--duration, --warmup and --rounds must be at least 1")
     if args.cells:
@@ -805,23 +409,30 @@ def main(argv: list[str] | None = None) -> int:
         if not chosen or any(c not in CELLS for c in chosen):
             known_cells = ", ".join(f"{r}x{c}" for r, c in CELLS)
             parser.error(f"--cells takes ROWSxCLIENTS among {known_cells}")
-        CELLS[:] = [c for c in CELLS if c in chosen]
-    wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
-    known = {v.key for v in VARIANTS if v is not FLOOR}
-    if set(wanted) - known:
-        parser.error(f"unknown --variants {sorted(set(wanted) - known)}; known: {sorted(known)}")
+        args.cell_list = [c for c in CELLS if c in chosen]
+    else:
+        args.cell_list = list(QUICK_CELLS if args.quick else CELLS)
+    wanted = [ALIASES.get(v.strip(), v.strip()) for v in args.variants.split(",") if v.strip()]
+    if set(wanted) - set(known):
+        parser.error(f"unknown --variants {sorted(set(wanted) - set(known))}; known: {known}")
     if "granian" in wanted:
         try:
             import granian  # noqa: F401
         except ImportError:
             parser.error("--variants granian needs granian (make install puts it in .venv)")
-    variants = [FLOOR, *(v for v in VARIANTS if v.key in wanted)]
+    args.variant_keys = [v.key for v in VARIANTS if v is FLOOR or v.key in wanted]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    variants = [BY_KEY[k] for k in args.variant_keys]
 
     from rich.console import Console
 
     console = Console(stderr=args.json == "-")
     if not console.is_terminal:  # piped or captured: room for the whole table
-        console.width = max(console.width, 150)
+        console.width = max(console.width, 200)
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu: int | None = cpus[0]
     client_cpu = cpus[1] if len(cpus) > 1 else None
@@ -837,28 +448,60 @@ def main(argv: list[str] | None = None) -> int:
     elif not wrk_path():
         console.print("[yellow]wrk not found (apt-get install wrk): using the Python load "
                       "generator, which may itself be the limit above ~10k req/s[/]")  # fmt: skip
+    expected = estimate_s(
+        len(variants), len(args.cell_list), args.rounds, args.warmup, args.duration
+    )
+    console.print(
+        f"{len(variants)} servers × {len(args.cell_list)} cells × {args.rounds} round(s) × "
+        f"({args.warmup} s warm-up + {args.duration} s measured): about {expected / 60:.0f} min"
+    )
     notes.append(
         f"load generator: {loadgen}, pinned to CPU {client_cpu}; servers pinned to CPU "
-        f"{server_cpu}; {args.rounds} round(s) × ({args.warmup} s warm-up + {args.duration} s "
-        f"measured) per server and cell; {N_BODIES} distinct bodies per size, sent in turn"
+        f"{server_cpu}, the others stopped (SIGSTOP) while one is measured; {args.rounds} "
+        f"round(s) × ({args.warmup} s warm-up + {args.duration} s measured) per server and "
+        f"cell; {N_BODIES} distinct bodies per size, sent in turn"
     )
     if args.serve_arg:
         notes.append(f"extra serve arguments: {' '.join(args.serve_arg)}")
 
+    floor_py: str | None = None
+    if args.no_floor_venv:
+        floor_note = (
+            "[yellow]floor in modelplane's venv (--no-floor-venv): its imports see that venv's "
+            "packages, its RSS is not the floor's own[/]"
+        )
+    else:
+        with console.status("the floor's venv (built once, ~40 s)…"):
+            floor_py, why = floor_python()
+        floor_note = (
+            f"floor: {why}"
+            if floor_py
+            else f"[yellow]{why}; the floor runs in modelplane's venv instead (its RSS and "
+            "imports are then not the floor's own)[/]"
+        )
+    notes.append(floor_note)
+
     started = time.monotonic()
+    stats: dict[str, ServerStats] = {}
     with tempfile.TemporaryDirectory(prefix="mp-bench-serving-") as tmp_name:
         tmp = Path(tmp_name)
         with console.status("fitting and registering the model…"):
-            home, model_path, files, bodies = prepare(tmp, args.seed)
-        servers = start_servers(variants, tmp, home, model_path, server_cpu, args.serve_arg)
-        peaks: dict[str, float] = {}
-        cells: dict[tuple[str, int, int], Cell] = {}
+            home, model_path, files, bodies = prepare(tmp, args.seed, args.cell_list)
+        servers = start_servers(
+            variants, tmp, home, model_path, server_cpu, args.serve_arg,
+            floor_py or sys.executable,
+        )  # fmt: skip
+        cells: dict[Key, Cell] = {}
         tops: dict[str, Profile] = {}
+        peaks_reset = True
         try:
             with console.status("starting the servers…"):
                 deadline = time.monotonic() + 180
                 for server in servers.values():
                     server.wait_ready(deadline)
+            for key, server in servers.items():
+                if not server.error:  # before any request
+                    stats[key] = ServerStats(server.memory_mb(), server.memory_mb("VmHWM"))
             floor = servers[FLOOR.key]
             if floor.error:
                 console.print(f"[bold red]the floor server failed: {floor.error}[/]")
@@ -866,53 +509,116 @@ def main(argv: list[str] | None = None) -> int:
             check_answers(servers, bodies)
             for server in servers.values():
                 if server.error:
-                    console.print(f"[bold red]{server.variant.label}: {server.error}[/]")
-            cells = measure(servers, files, args, client_cpu, console)
-            peaks = {k: s.memory_mb("VmHWM") for k, s in servers.items() if not s.error}
+                    console.print(f"[bold red]{server.label}: {server.error}[/]")
+            cells, peaks_reset = measure(servers, files, args, client_cpu, console)
+            for key, s in stats.items():
+                s.end_rss_mb = servers[key].memory_mb()
             if args.profile:
-                tops = profile(servers, files, args, client_cpu, console)
+                mp = [s for s in servers.values() if s.key != FLOOR.key and not s.error]
+                tops = profile(
+                    mp,
+                    Path(args.profile),
+                    args.duration,
+                    lambda s, rows, secs: drive(s, files[rows], 64, secs, args, client_cpu),
+                    client_cpu,
+                    console,
+                )
         finally:
             for server in servers.values():
                 server.stop()
+            for key, s in stats.items():
+                servers[key].prune_predlog()
+                s.output_mb = servers[key].output.bytes / 2**20
+                s.predlog_mb = servers[key].predlog_bytes / 2**20
+    if not peaks_reset:
+        notes.append(
+            "[yellow]VmHWM could not be reset (/proc/PID/clear_refs): cell peaks are the peak "
+            "since the server started[/]"
+        )
+    notes.append(describe_noisiest(cells))
     notes.append(f"total time {time.monotonic() - started:.0f} s")
-    ok, verdicts = report(cells, servers, peaks, args, notes, console)
+    measured_keys = [k for k in args.variant_keys if k in servers and not servers[k].error]
+    verdicts = evaluate(cells, args.cell_list, measured_keys)
+    render(cells, args.cell_list, args.variant_keys, stats, verdicts, console)
+    ok = all(v["pass"] for v in verdicts)
+    for server in servers.values():
+        if server.error:
+            ok = False
+            console.print(f"[bold red]{server.label}: {server.error}[/]")
+    if any(cell.errors for cell in cells.values()):
+        ok = False
+        console.print("[bold red]some requests failed (non-2xx, socket errors or timeouts)[/]")
+    for note in notes:
+        console.print(note)
     print_profiles(tops, console)
     if args.json:
-        data = {
-            "cells": [
-                {
-                    **{k: v for k, v in asdict(c).items() if not k.endswith("s_ms")},
-                    "req_per_s": c.rate,
-                    "rows_per_s": c.rate * c.rows,
-                    "p50_ms": c.p50,
-                    "p99_ms": c.p99,
-                    "cpu_us_per_req": c.cpu_us,
-                    "rate_vs_floor": ratio(cells, c.variant, c.rows, c.clients, "rate"),
-                    "p99_vs_floor": ratio(cells, c.variant, c.rows, c.clients, "p99"),
-                }
-                for c in cells.values()
-            ],
-            "targets": verdicts,
-            "peak_rss_mib": peaks,
-            "errors": {k: s.error for k, s in servers.items() if s.error},
-            "profiles": tops,
-            "_meta": {
-                "duration_s": args.duration,
-                "warmup_s": args.warmup,
-                "rounds": args.rounds,
-                "loadgen": loadgen,
-                "server_cpu": server_cpu,
-                "client_cpu": client_cpu,
-                "serve_args": args.serve_arg,
-                "all_pass": ok,
-            },
-        }
-        text = json.dumps(data, indent=2, default=str)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n", encoding="utf-8")
+        write_json(args, cells, verdicts, stats, servers, tops, loadgen, floor_note, ok,
+                   (server_cpu, client_cpu))  # fmt: skip
     return 0 if ok else 1
+
+
+def write_json(
+    args: argparse.Namespace,
+    cells: dict[Key, Cell],
+    verdicts: list[dict[str, Any]],
+    stats: dict[str, ServerStats],
+    servers: dict[str, Server],
+    tops: dict[str, Profile],
+    loadgen: str,
+    floor_note: str,
+    ok: bool,
+    cpus: tuple[int | None, int | None],
+) -> None:
+    from dataclasses import asdict
+
+    from _serving_report import noisiest
+
+    worst = noisiest(cells)
+    data = {
+        "cells": [
+            {
+                **c.as_json(),
+                "rate_vs_floor": ratio(cells, c.variant, c.rows, c.clients, "rate"),
+                "p99_vs_floor": ratio(cells, c.variant, c.rows, c.clients, "p99"),
+                "p999_vs_floor": ratio(cells, c.variant, c.rows, c.clients, "p999"),
+            }
+            for c in cells.values()
+        ],
+        "targets": verdicts,
+        "servers": {k: asdict(s) for k, s in stats.items()},
+        "noisiest_cell": None if worst is None else [worst.variant, worst.rows, worst.clients],
+        "errors": {k: s.error for k, s in servers.items() if s.error},
+        "profiles": tops,
+        "_meta": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "rounds": args.rounds,
+            "cells": args.cell_list,
+            "variants": args.variant_keys,
+            "loadgen": loadgen,
+            "floor": floor_note,
+            "server_cpu": cpus[0],
+            "client_cpu": cpus[1],
+            "serve_args": args.serve_arg,
+            "all_pass": ok,
+        },
+    }
+    text = json.dumps(_finite(data), indent=2, default=str, allow_nan=False)
+    if args.json == "-":
+        print(text)
+    else:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by None (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 if __name__ == "__main__":
