@@ -192,6 +192,7 @@ class PredictionLog:
             batch = [self._queue.popleft() for _ in range(len(self._queue))]
             if batch:
                 self._write(batch)
+                _release_arrow_memory()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -236,6 +237,22 @@ class PredictionLog:
         else:  # object stores publish a file only when its upload completes
             with self._fs.open(f"{folder}/{name}", "wb") as fh:
                 pq.write_table(table, fh, compression="zstd")
+
+
+def _release_arrow_memory() -> None:
+    """Hand the memory a write left in Arrow's pool back to the system.
+
+    Arrow's default pool (mimalloc in the wheels) keeps what a Parquet write freed for reuse:
+    measured with ``benchmarks/memory.py``, ``modelplane serve`` held ~45 MiB more after 2,000
+    logged predictions than without the log; releasing after each write keeps ~15 MiB
+    (~0.3 ms on the writer thread, once per flush).
+    """
+    import pyarrow as pa
+
+    try:
+        pa.default_memory_pool().release_unused()
+    except Exception:  # a pool without it (older pyarrow): keep the memory, never fail a write
+        logger.debug("could not release Arrow's unused memory", exc_info=True)
 
 
 def _utc(t: datetime) -> datetime:
