@@ -17,8 +17,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALIASES",
+    "BY_KEY",
     "CELLS",
     "FLOOR",
+    "GRANIAN",
     "QUICK_CELLS",
     "TARGETS",
     "VARIANTS",

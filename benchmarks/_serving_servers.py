@@ -1,7 +1,7 @@
 """Server processes for ``benchmarks/serving.py``: start, pin, pause, read /proc, stop.
 
 Each server runs in its own session (process group), pinned to one CPU. Its standard output and
-error go to a pipe that a thread of the benchmark drains — as a log collector would read them —
+error go to a pipe (1 MiB) that a thread of the benchmark drains — as a log collector would —
 keeping the first and last lines for error reports and counting the bytes (the access log is
 one JSON line per request on standard error). While another server is measured, a server is
 stopped (``SIGSTOP`` to its process group) so its background jobs (polls, flushes, the
@@ -11,6 +11,7 @@ controller) cannot run on the measured server's CPU; it is continued before its 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -27,6 +28,7 @@ __all__ = ["READY_PATH", "Metrics", "Server", "free_port", "pinned"]
 
 READY_PATH = "/v2/health/ready"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PIPE_BYTES = 1 << 20
 Metrics = dict[str, float]  # counters read from /metrics
 
 
@@ -106,6 +108,11 @@ class Server:
         self.predlog_bytes = 0  # Parquet bytes the prediction log wrote (files pruned as we go)
         self.paused = False
         read_fd, write_fd = os.pipe()
+        # A pipe holds 64 KiB by default (~250 access lines): a drain thread scheduled late
+        # would block the server's writes, a stall of our making. 1 MiB is the unprivileged
+        # limit (/proc/sys/fs/pipe-max-size).
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         try:
             self.proc = subprocess.Popen(
                 pinned(cmd, cpu),

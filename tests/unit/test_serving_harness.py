@@ -152,6 +152,12 @@ def test_the_default_run_measures_twenty_second_cells_of_every_attribution_varia
     assert args.variant_keys[0] == "floor"
     for key in ("default", "no-predlog", "no-accesslog", "no-controller", "no-polling"):
         assert key in args.variant_keys
+    # what the docstring promises: about 38 minutes for the default run
+    servers = len(args.variant_keys)
+    cells = len(args.cell_list)
+    minutes = serving.estimate_s(servers, cells, args.rounds, args.warmup, args.duration) / 60
+    assert 30 < minutes < 45
+    assert "38 minutes" in (serving.__doc__ or "")
     # the old name of the default batching still works
     assert serving.parse_args(["--variants", "batched"]).variant_keys == ["floor", "default"]
 
