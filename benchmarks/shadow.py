@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _loadgen import LoadResult, run_load, wrk_path
-from serving import Server, Variant, free_port
+from _serving_servers import Server, free_port
 
 MODEL = "bench"
 EXPERIMENT = "bench-shadow"
@@ -238,9 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             str(port),
             *SERVE_ARGS,
         ]
-        server = Server(
-            Variant("shadow", "modelplane"), cmd, env, server_cpu, tmp / "server.log", port
-        )
+        server = Server("shadow", "modelplane", cmd, env, server_cpu, port)
         try:
             if not server.wait_ready(time.monotonic() + 120):
                 print(f"server failed: {server.error}", file=sys.stderr)
