@@ -195,3 +195,18 @@ def test_a_tiny_run_end_to_end(tmp_path: Path) -> None:
     assert {c["variant"] for c in data["cells"]} == {"floor", "default"}
     assert all(c["requests"] > 0 for c in data["cells"])
     assert {"idle_rss_mb", "end_rss_mb"} <= set(data["servers"]["default"])
+
+
+def test_the_floor_server_imports_neither_modelplane_nor_rich() -> None:
+    """It runs in the floor's minimal venv, where neither is installed."""
+    import ast
+
+    tree = ast.parse((BENCHMARKS / "_floor_server.py").read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert imported <= {"__future__", "argparse", "json", "pickle", "pathlib", "typing", "numpy",
+                        "uvicorn", "starlette"}  # fmt: skip
