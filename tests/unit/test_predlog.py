@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelplane import predlog
 from modelplane.predlog import PredictionLog, PredictionRecord, read_log
 
 T0 = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
@@ -74,6 +75,24 @@ class TestWriting:
         assert all(p.rsplit("/", 1)[1].startswith("part-") for p in parts(str(tmp_path)))
         assert all(p.endswith(".parquet") for p in parts(str(tmp_path)))
         assert log.written == 3
+
+    def test_a_batch_larger_than_a_slice_is_one_file_with_every_record_in_order(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import pyarrow.parquet as pq
+
+        monkeypatch.setattr(predlog, "SLICE_ROWS", 4)  # written 4 records at a time
+        log = PredictionLog(str(tmp_path))
+        for i in range(10):
+            log.log(record(f"r{i}", inputs={"x": np.array([[float(i), 1.0]])}))
+        log.flush()
+
+        (part,) = parts(str(tmp_path))
+        assert pq.ParquetFile(tmp_path / part).metadata.num_row_groups == 3
+        frame = read_log(str(tmp_path))
+        assert list(frame["request_id"]) == [f"r{i}" for i in range(10)]
+        assert [row["x"] for row in frame["inputs"]] == [[[float(i), 1.0]] for i in range(10)]
+        assert log.written == 10
 
     def test_read_log_returns_the_values_intact(self, tmp_path: Path) -> None:
         log = PredictionLog(str(tmp_path))
