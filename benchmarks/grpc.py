@@ -292,6 +292,7 @@ class Proc:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=log.parent,  # not benchmarks/: its grpc.py would shadow grpc
             )
 
     def tail(self, lines: int = 30) -> str:

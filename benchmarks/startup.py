@@ -184,6 +184,7 @@ def launch(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            cwd=log.parent,  # not benchmarks/: its grpc.py would shadow grpc
         )
 
 
