@@ -27,7 +27,8 @@ asked for, 64 distinct bodies per size prepared in advance and sent in turn, in
 ``contents.fp64_contents`` (``--contents typed``). Before measuring, every server answers a few
 bodies of each size in both forms and must give the floor's predictions.
 
-Reported per cell and server: req/s, p50/p99/p99.9/max latency, ratios to the floor, the
+Reported per cell and server: req/s, p50/p99/p99.9/max latency, ratios to the floor, rows per
+``predict`` (modelplane's ``/metrics``: whether batches form over gRPC), the
 server's CPU µs per request (``/proc``), peak RSS during the run (VmHWM, reset first) and RSS
 after, and the load generator's own CPU use (near 100 % it is the limit, not the server).
 
@@ -105,12 +106,27 @@ class Cell:
     cpu_s: float = 0.0
     peak_mb: float = 0.0
     rss_mb: float = 0.0
+    batches: float = 0.0  # predict calls, from modelplane's /metrics (none for the floor)
+    batch_rows: float = 0.0
 
-    def add(self, load: GrpcLoad, cpu_s: float, rss_mb: float, peak_mb: float) -> None:
+    def add(
+        self,
+        load: GrpcLoad,
+        cpu_s: float,
+        rss_mb: float,
+        peak_mb: float,
+        batches: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
         self.runs.append(load)
         self.cpu_s += cpu_s
+        self.batches += batches[0]
+        self.batch_rows += batches[1]
         self.rss_mb = rss_mb
         self.peak_mb = max(self.peak_mb, peak_mb)
+
+    @property
+    def rows_per_predict(self) -> float:
+        return self.batch_rows / self.batches if self.batches else math.nan
 
     @property
     def requests(self) -> int:
@@ -216,6 +232,7 @@ def render(
         "p99.9 ms",
         "max ms",
         "CPU µs/req",
+        "rows/predict",
         "peak MiB",
         "RSS MiB",
         "loadgen CPU",
@@ -239,6 +256,7 @@ def render(
                 f"{cell.p999:.2f}",
                 f"{cell.max:.1f}",
                 f"{cell.cpu_us:,.0f}",
+                "" if math.isnan(cell.rows_per_predict) else f"{cell.rows_per_predict:.1f}",
                 f"{cell.peak_mb:.0f}",
                 f"{cell.rss_mb:.0f}",
                 f"{cell.client_busy:.0%}",
@@ -279,6 +297,7 @@ class Proc:
         self.key = key
         self.port = port
         self.target = f"127.0.0.1:{port}"
+        self.http_port: int | None = None  # modelplane's REST port (its /metrics)
         self.error: str | None = None
         self.log = log
         taskset = shutil.which("taskset")
@@ -455,6 +474,8 @@ def start(tmp: Path, home: Path, model_path: Path, cpu: int | None) -> dict[str,
                 "MODELPLANE_PREDICTION_LOG": str(tmp / f"predictions-{key}"),
             }
         procs[key] = Proc(key, cmd, run_env, cpu, port, tmp / f"{key}.log")
+        if key != "floor":
+            procs[key].http_port = int(cmd[cmd.index("--port") + 1])
     return procs
 
 
@@ -543,6 +564,7 @@ def measure(
                             duration_s=args.warmup,
                             cpu=client_cpu,
                         )
+                        metrics0 = batch_counters(proc)
                         cpu0 = proc.cpu_seconds()
                         proc.reset_peak()
                         load = run_grpc_load(
@@ -553,12 +575,33 @@ def measure(
                             cpu=client_cpu,
                         )
                         cpu = proc.cpu_seconds() - cpu0
-                        cell.add(load, cpu, proc.memory_mb(), proc.memory_mb("VmHWM"))
+                        metrics1 = batch_counters(proc)
+                        batches = (metrics1[0] - metrics0[0], metrics1[1] - metrics0[1])
+                        cell.add(load, cpu, proc.memory_mb(), proc.memory_mb("VmHWM"), batches)
                     prune_predlog(args.tmp / f"predictions-{proc.key}")
     finally:
         for proc in live:
             proc.signal(signal.SIGCONT)
     return cells
+
+
+def batch_counters(proc: Proc) -> tuple[float, float]:
+    """(predict calls, rows predicted) so far, from modelplane's ``/metrics``; zeros for the
+    floor or when unreadable."""
+    if proc.http_port is None:
+        return 0.0, 0.0
+    import urllib.request
+
+    count = rows = 0.0
+    url = f"http://127.0.0.1:{proc.http_port}/metrics"
+    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            name, _, value = line.rpartition(" ")
+            if name.startswith("modelplane_batch_size_rows_count"):
+                count += float(value)
+            elif name.startswith("modelplane_batch_size_rows_sum"):
+                rows += float(value)
+    return count, rows
 
 
 def prune_predlog(folder: Path) -> None:
@@ -708,6 +751,7 @@ def main(argv: list[str] | None = None) -> int:
                     "peak_mb": c.peak_mb,
                     "rss_mb": c.rss_mb,
                     "failed": c.failed,
+                    "rows_per_predict": c.rows_per_predict,
                     "loadgen_cpu": c.client_busy,
                     "rate_vs_floor": ratio(cells, c.server, c.rows, c.clients, "rate"),
                     "p99_vs_floor": ratio(cells, c.server, c.rows, c.clients, "p99"),
