@@ -21,9 +21,18 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as _sp
 
 from modelplane.errors import InvalidInput
+
+
+def _scipy() -> Any:
+    """``scipy.stats``, imported on first use: it costs ~0.8 s and ~40 MiB, and every process
+    that imports delivery (``modelplane serve`` included) would pay it at start-up to judge a
+    rollout it may never run (issue 13: start time and memory)."""
+    from scipy import stats
+
+    return stats
+
 
 __all__ = [
     "ConfidenceInterval",
@@ -165,9 +174,9 @@ def two_proportion_ztest(
         z, p = 0.0, 1.0
     else:
         z = diff / se_pooled
-        p = float(2.0 * _sp.norm.sf(abs(z)))
+        p = float(2.0 * _scipy().norm.sf(abs(z)))
     se = math.sqrt(pa * (1.0 - pa) / n_a + pb * (1.0 - pb) / n_b)
-    half = float(_sp.norm.ppf(1.0 - alpha / 2.0)) * se
+    half = float(_scipy().norm.ppf(1.0 - alpha / 2.0)) * se
     return TestResult(
         test="two_proportion_ztest",
         estimate_a=pa,
@@ -216,8 +225,8 @@ def welch_ttest(
     else:
         df = (qa + qb) ** 2 / (qa**2 / (n_a - 1) + qb**2 / (n_b - 1))
         t = diff / se
-        p = float(2.0 * _sp.t.sf(abs(t), df))
-        half = float(_sp.t.ppf(1.0 - alpha / 2.0, df)) * se
+        p = float(2.0 * _scipy().t.sf(abs(t), df))
+        half = float(_scipy().t.ppf(1.0 - alpha / 2.0, df)) * se
     return TestResult(
         test="welch_ttest",
         estimate_a=ma,
@@ -269,7 +278,7 @@ def proportion_ci(successes: int, n: int, *, alpha: float = 0.05) -> ConfidenceI
     alpha = _check_alpha(alpha)
     s, n = _check_successes(successes, n)
     p = s / n
-    z = float(_sp.norm.ppf(1.0 - alpha / 2.0))
+    z = float(_scipy().norm.ppf(1.0 - alpha / 2.0))
     z2 = z * z
     denom = 1.0 + z2 / n
     center = (p + z2 / (2.0 * n)) / denom
@@ -289,7 +298,7 @@ def mean_ci(mean: float, var: float, n: int, *, alpha: float = 0.05) -> Confiden
     m = _check_finite(mean, "mean")
     v = _check_variance(var, "var")
     n = _check_count(n, "n", minimum=2)
-    half = float(_sp.t.ppf(1.0 - alpha / 2.0, n - 1)) * math.sqrt(v / n)
+    half = float(_scipy().t.ppf(1.0 - alpha / 2.0, n - 1)) * math.sqrt(v / n)
     return ConfidenceInterval(estimate=m, low=m - half, high=m + half, alpha=alpha, method="t")
 
 
@@ -331,7 +340,7 @@ def sample_ratio_mismatch(
         statistic, p = math.inf, 0.0
     else:
         statistic = math.fsum((o - e) ** 2 / e for o, e in active)
-        p = float(_sp.chi2.sf(statistic, df)) if df > 0 else 1.0
+        p = float(_scipy().chi2.sf(statistic, df)) if df > 0 else 1.0
     return SrmResult(
         observed=tuple(counts),
         expected=expected,
@@ -350,7 +359,7 @@ def _z_quantiles(alpha: float, power: float) -> tuple[float, float]:
     """``(z_{1-alpha/2}, z_{power})``."""
     alpha = _check_alpha(alpha)
     power = _check_alpha(power, "power")
-    return float(_sp.norm.ppf(1.0 - alpha / 2.0)), float(_sp.norm.ppf(power))
+    return float(_scipy().norm.ppf(1.0 - alpha / 2.0)), float(_scipy().norm.ppf(power))
 
 
 def _ceil(x: float) -> int:
