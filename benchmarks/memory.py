@@ -27,7 +27,7 @@ model needs — scikit-learn's estimators and ``skops.io`` imported as modelplan
 ("over sklearn": what serving could save by not importing it). "in serve" says whether the
 running ``modelplane serve`` holds it: a second ``modelplane serve`` is started with a watcher
 thread (no new endpoint) that, once ``/v2/health/ready`` answers, writes ``sorted(sys.modules)``
-to a file. The whole run takes ~2 minutes (``--no-breakdown``: ~30 s).
+to a file. The whole run takes ~2 minutes (``--no-breakdown``: ~40 s).
 """
 
 from __future__ import annotations
@@ -436,8 +436,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=2000, help="requests after idle")
     parser.add_argument("--clients", type=int, default=8, help="keep-alive connections")
-    parser.add_argument("--settle", type=float, default=1.0,
-                        help="seconds to wait before each RSS reading")  # fmt: skip
+    parser.add_argument(
+        "--settle", type=float, default=3.0,
+        help="seconds to wait before each RSS reading (default: longer than the prediction "
+        "log's 2 s flush interval, so its last write is in)",
+    )  # fmt: skip
     parser.add_argument(
         "--variants", default="default,no-predlog,no-grpc",
         help="modelplane servers beside the floor: default, no-predlog, no-grpc",
