@@ -59,7 +59,6 @@ import contextlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
-import pickle  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -380,23 +379,10 @@ def prepare(
     tmp: Path, seed: int, rows_list: list[int], contents: str
 ) -> tuple[Path, Path, dict[int, Path], dict[int, list[np.ndarray[Any, Any]]]]:
     """Fit and register the REST benchmark's model; pickle it; write the request bodies."""
-    from sklearn.ensemble import GradientBoostingClassifier
-
-    from modelplane.client import Client
-    from modelplane.config import Settings
+    from _bench_model import fit_and_register
 
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(2000, N_FEATURES))
-    y = (X[:, :3].sum(axis=1) + 0.5 * rng.normal(size=2000) > 0).astype(int)
-    model = GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=0).fit(X, y)
-    home = tmp / "home"
-    client = Client(Settings(home=home))
-    try:
-        client.log_model(model, name=MODEL, input_example=X[:5], alias="champion")
-    finally:
-        client.close()
-    model_path = tmp / "model.pkl"
-    model_path.write_bytes(pickle.dumps(model))
+    home, model_path = fit_and_register(tmp, rng, name=MODEL, n_features=N_FEATURES)
     files: dict[int, Path] = {}
     arrays: dict[int, list[np.ndarray[Any, Any]]] = {}
     for rows in rows_list:

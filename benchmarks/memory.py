@@ -265,32 +265,13 @@ def send_load(port: int, bodies: list[bytes], requests: int, clients: int) -> tu
 
 def prepare(tmp: Path, seed: int) -> tuple[Path, Path, list[bytes]]:
     """Fit and register the model; write the floor's pickle; the request bodies."""
-    from sklearn.ensemble import GradientBoostingClassifier
-
-    from modelplane.client import Client
-    from modelplane.config import Settings
+    from _bench_model import fit_and_register, oip_body
 
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(2000, N_FEATURES))
-    y = (X[:, :3].sum(axis=1) + 0.5 * rng.normal(size=2000) > 0).astype(int)
-    model = GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=0).fit(X, y)
-    home = tmp / "home"
-    client = Client(Settings(home=home))
-    try:
-        client.log_model(model, name=MODEL, input_example=X[:5], alias="champion")
-    finally:
-        client.close()
-    model_path = tmp / "model.pkl"
-    with model_path.open("wb") as fh:
-        pickle.dump(model, fh)
+    home, model_path = fit_and_register(tmp, rng, name=MODEL, n_features=N_FEATURES)
     bodies = []
     for rows in (1, 32):
-        for _ in range(32):
-            data = rng.normal(size=(rows, N_FEATURES))
-            tensor = {"name": "input-0", "shape": [rows, N_FEATURES], "datatype": "FP64",
-                      "data": data.ravel().tolist()}  # fmt: skip
-            body = {"inputs": [tensor], "outputs": [{"name": "predict"}]}
-            bodies.append(json.dumps(body).encode())
+        bodies.extend(oip_body(rng, rows, N_FEATURES).encode() for _ in range(32))
     return home, model_path, bodies
 
 

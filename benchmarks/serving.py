@@ -79,7 +79,6 @@ import argparse
 import json
 import math
 import os
-import pickle
 import sys
 import tempfile
 import time
@@ -145,36 +144,14 @@ def prepare(
     tmp: Path, seed: int, cells: list[tuple[int, int]]
 ) -> tuple[Path, Path, dict[int, Path], dict[int, list[str]]]:
     """Fit and register the model; write the floor's pickle and the request bodies."""
-    from sklearn.ensemble import GradientBoostingClassifier
-
-    from modelplane.client import Client
-    from modelplane.config import Settings
+    from _bench_model import fit_and_register, oip_body
 
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(2000, N_FEATURES))
-    y = (X[:, :3].sum(axis=1) + 0.5 * rng.normal(size=2000) > 0).astype(int)
-    model = GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=0).fit(X, y)
-    home = tmp / "home"
-    client = Client(Settings(home=home))
-    try:
-        client.log_model(model, name=MODEL, input_example=X[:5], alias="champion")
-    finally:
-        client.close()
-    model_path = tmp / "model.pkl"
-    with model_path.open("wb") as fh:
-        pickle.dump(model, fh)
+    home, model_path = fit_and_register(tmp, rng, name=MODEL, n_features=N_FEATURES)
     bodies: dict[int, list[str]] = {}
     files: dict[int, Path] = {}
     for rows in sorted({r for r, _ in cells}):
-        bodies[rows] = []
-        for _ in range(N_BODIES):
-            data = rng.normal(size=(rows, N_FEATURES))
-            tensor = {"name": "input-0", "shape": [rows, N_FEATURES], "datatype": "FP64",
-                      "data": data.ravel().tolist()}  # fmt: skip
-            # The floor answers predict only; so do these requests (with no outputs named,
-            # OIP asks for every output: predict_proba too, about twice the work).
-            request = {"inputs": [tensor], "outputs": [{"name": "predict"}]}
-            bodies[rows].append(json.dumps(request))
+        bodies[rows] = [oip_body(rng, rows, N_FEATURES) for _ in range(N_BODIES)]
         files[rows] = tmp / f"bodies-{rows}.jsonl"
         files[rows].write_text("\n".join(bodies[rows]) + "\n", encoding="utf-8")
     return home, model_path, files, bodies

@@ -27,7 +27,6 @@ import http.client
 import json
 import math
 import os
-import pickle
 import shutil
 import signal
 import socket
@@ -269,23 +268,10 @@ def run_modelplane(home: Path, cpu: int | None, tmp: Path) -> tuple[float, bool,
 def prepare(tmp: Path, seed: int) -> tuple[Path, Path]:
     """The REST benchmark's model, registered as bench@champion and pickled for the floor."""
     import numpy as np
-    from sklearn.ensemble import GradientBoostingClassifier
-
-    from modelplane.client import Client
-    from modelplane.config import Settings
+    from _bench_model import fit_and_register
 
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(2000, N_FEATURES))
-    y = (X[:, :3].sum(axis=1) + 0.5 * rng.normal(size=2000) > 0).astype(int)
-    model = GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=0).fit(X, y)
-    home = tmp / "home"
-    client = Client(Settings(home=home))
-    try:
-        client.log_model(model, name=MODEL, input_example=X[:5], alias="champion")
-    finally:
-        client.close()
-    model_path = tmp / "model.pkl"
-    model_path.write_bytes(pickle.dumps(model))
+    home, model_path = fit_and_register(tmp, rng, name=MODEL, n_features=N_FEATURES)
     return home, model_path
 
 
