@@ -50,9 +50,11 @@ class Counted:
         self.delay_s = delay_s
         self.calls = 0
         self.error: Exception | None = None
+        self.started = asyncio.Event()  # set by the first call: a replica is computing
 
     async def __call__(self) -> bytes:
         self.calls += 1
+        self.started.set()
         await asyncio.sleep(self.delay_s)
         if self.error is not None:
             raise self.error
@@ -252,9 +254,8 @@ class TestTieredWithRedis:
         healthy = Counted(b"from b")
         try:
             task_a = asyncio.ensure_future(a.get_or_compute("k", failing))
-            async with asyncio.timeout(PROMPTLY_S):
-                while failing.calls == 0:  # until a holds the lock and is computing
-                    await asyncio.sleep(0)
+            # Until a holds the lock and is computing (the bound only ends a hung test).
+            await asyncio.wait_for(failing.started.wait(), timeout=60)
             value_b = await b.get_or_compute("k", healthy)
             with pytest.raises(RuntimeError, match="replica a"):
                 await task_a
