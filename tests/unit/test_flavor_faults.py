@@ -22,7 +22,7 @@ from modelplane.errors import InvalidInput
 from modelplane.runtimes import guess_flavor, load_runtime, save_model
 from modelplane.serving import oip
 from modelplane.serving.grpc.server import encode_infer_response as grpc_encode
-from modelplane.serving.pool import PREDICT, PROBA, _predictor
+from modelplane.serving.served import PREDICT, PROBA, _predictor
 from modelplane.serving.types import InferResult
 
 Array = np.ndarray[Any, Any]

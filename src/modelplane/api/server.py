@@ -55,8 +55,6 @@ def create_serving_app(
         runtime = build_serving(plat, opts)
         try:
             await runtime.start()
-            app.state.authenticator = runtime.auth
-            app.state.grpc_port = runtime.grpc_port
             app.state.serving = runtime.state
             yield
         finally:
@@ -69,7 +67,6 @@ def create_serving_app(
     app = FastAPI(title="modelplane", version=VERSION, description=DESCRIPTION, lifespan=lifespan)
     app.state.platform = platform
     app.state.serving = None
-    app.state.authenticator = None
     add_error_handlers(app)
     include_routers(app)
     add_serving_routes(app)

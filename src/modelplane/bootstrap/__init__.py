@@ -213,7 +213,7 @@ def _engine(url: str) -> Engine:
     except (ArgumentError, NoSuchModuleError) as exc:
         raise InvalidInput(
             f"MODELPLANE_DB_URL {url!r} is not a usable database URL "
-            "(sqlite:///… or postgresql+psycopg://…): {exc}".replace("{exc}", str(exc)),
+            f"(sqlite:///… or postgresql+psycopg://…): {exc}",
             field="db_url",
         ) from None
     except ImportError as exc:

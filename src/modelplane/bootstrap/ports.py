@@ -17,7 +17,7 @@ from typing import Protocol
 
 from modelplane.core.capability import Capability
 from modelplane.errors import ModelNotFound, VersionNotFound
-from modelplane.registry.model import GATE_TAG, RegisteredModel, validate_name
+from modelplane.registry.model import GATE_TAG, ModelVersion, RegisteredModel, validate_name
 from modelplane.registry.repository import ModelRepository
 from modelplane.traffic.repository import VersionState
 
@@ -43,20 +43,21 @@ class RegistryModelPort:
     def lock(self, model: str) -> dict[str, int]:
         return dict(self._model(model).aliases)
 
-    def version(self, model: str, version: int) -> VersionState:
+    def _version(self, model: str, version: int) -> tuple[RegisteredModel, ModelVersion]:
         registered = self._model(model)
         found = self._models.get_version(registered, version)
         if found is None:
             raise VersionNotFound(f"model {model!r} has no version {version}", field="version")
+        return registered, found
+
+    def version(self, model: str, version: int) -> VersionState:
+        _, found = self._version(model, version)
         return VersionState(
             model=model, version=version, status=found.status, gate=found.tags.get(GATE_TAG)
         )
 
     def move_alias(self, model: str, alias: str, version: int) -> None:
-        registered = self._model(model)
-        found = self._models.get_version(registered, version)
-        if found is None:
-            raise VersionNotFound(f"model {model!r} has no version {version}", field="version")
+        registered, found = self._version(model, version)
         registered.set_alias(alias, found, now=self._clock())
         self._models.save(registered)
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from modelplane.auth.access import Authenticator
 from modelplane.bootstrap import Platform, bootstrap
-from modelplane.cache import PredictionCache
+from modelplane.cache import PredictionCache, open_cache
 from modelplane.config import Settings
 from modelplane.errors import ModelplaneError
 from modelplane.predlog import PredictionLog
@@ -148,7 +148,11 @@ class ServingRuntime:
     _drained: bool = False
 
     async def start(self) -> None:
-        """Load and warm the models, read the view, start delivery, jobs and gRPC; then ready."""
+        """Start the prediction log, load and warm the models, read the view, start delivery,
+        jobs and gRPC; then ready. (Nothing runs before this: a build that fails leaks no
+        thread.)"""
+        if self.predlog is not None:
+            self.predlog.start()
         await self.view.start()
         await self.router.start()
         for job in self.jobs:
@@ -210,7 +214,7 @@ class ServingRuntime:
 
 
 def build_serving(platform: Platform, options: ServeOptions) -> ServingRuntime:
-    """The serving runtime over ``platform``; only the prediction log is started."""
+    """The serving runtime over ``platform``, wired and not started."""
     settings = platform.settings
     metrics = ServingMetrics()
     executor = make_executor(options)
@@ -218,7 +222,6 @@ def build_serving(platform: Platform, options: ServeOptions) -> ServingRuntime:
     predlog = None
     if options.prediction_log:
         predlog = PredictionLog(settings.resolved_prediction_log, on_drop=metrics.log_dropped)
-        predlog.start()
     pool = ModelPool(
         RegistryLoader(platform),
         options,
@@ -257,8 +260,6 @@ def _cache(
 ) -> PredictionCache | None:
     if not (options.defaults.cache or settings.cache_url):
         return None
-    from modelplane.cache import open_cache
-
     cache = open_cache(
         l1_bytes=options.cache_bytes,
         ttl_s=options.cache_ttl_s,

@@ -123,8 +123,8 @@ class _Commands(MutableMapping[str, Any]):
         self._mounted = True
         groups = dict(_capability_groups())
         own = self._commands
-        for name in groups.keys() & own.keys():
-            raise RuntimeError(f"the command {name!r} is declared twice")
+        if clash := groups.keys() & own.keys():
+            raise RuntimeError(f"the command {min(clash)!r} is declared twice")
         singles = {n: c for n, c in own.items() if not isinstance(c, TyperGroup)}
         self._commands = {**singles, **groups, **own}
 
@@ -176,7 +176,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# The platform's own commands; the capabilities' groups join them (see _mount_capabilities).
+# The platform's own commands; the capabilities' groups join them (see _Commands._mount).
 app.add_typer(db.app, name="db")
 app.add_typer(artifacts.app, name="artifacts")
 app.command("serve")(serve.serve)

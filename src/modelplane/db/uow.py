@@ -44,7 +44,7 @@ class SqlUnitOfWork:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._engine = engine
-        self._repositories = dict(repositories)
+        self._repositories = repositories
         self.clock = clock or utcnow
         self._tx: RootTransaction | None = None
         self._seen: list[HasEvents] = []
@@ -57,9 +57,20 @@ class SqlUnitOfWork:
         self.conn = self._engine.connect().execution_options(**{WRITE: True})
         self._tx = self.conn.begin()
         self._seen = []
-        for name, factory in self._repositories.items():
-            setattr(self, name, factory(self))
+        for name in self._repositories:  # built again on first use, over this transaction
+            self.__dict__.pop(name, None)
         return self
+
+    def __getattr__(self, name: str) -> object:
+        """A declared repository, built on its first use in this transaction: a command uses
+        one or two of them, not every capability's (``__getattr__`` runs only for names not
+        already set, so a built repository costs a plain attribute read afterwards)."""
+        factory = self.__dict__.get("_repositories", {}).get(name)
+        if factory is None:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+        repository = factory(self)
+        setattr(self, name, repository)
+        return repository
 
     def __exit__(
         self,

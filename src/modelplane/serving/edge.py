@@ -71,12 +71,11 @@ class ServingState:
         self.source = source
         self.max_body = max_body
         self.auth = auth
-        self._needs = auth.needs
 
     def authorize(self, request: Request, operation: str) -> None:
         """Refuse the request unless its bearer token may call ``operation`` (the
         authenticator's rule of each operation; the gRPC doors use the same check)."""
-        if self._needs.get(operation, "admin") is not None:
+        if self.auth.scope_for(operation) is not None:
             self.auth.check(operation, _header(request, b"authorization"))
 
 

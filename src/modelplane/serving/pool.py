@@ -25,9 +25,9 @@ from modelplane.serving.metrics import ServingMetrics
 from modelplane.serving.options import ModelOptions, ServeOptions
 from modelplane.serving.ports import LoadedVersion, LoaderFactory, ModelLoader
 from modelplane.serving.resilience import Bulkhead, CircuitBreaker
-from modelplane.serving.served import PREDICT, PROBA, ServedModel, _predictor, warmup_input
+from modelplane.serving.served import PREDICT, PROBA, ServedModel, warmup_input
 
-__all__ = ["PREDICT", "PROBA", "ModelPool", "ServedModel", "_predictor", "warmup_input"]
+__all__ = ["ModelPool"]
 
 log = logging.getLogger(__name__)
 

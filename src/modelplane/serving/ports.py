@@ -173,9 +173,6 @@ class ViewSource(Protocol):
 class Authenticator(Protocol):
     """The rule of every serving operation and the bearer check (``auth/access.py``)."""
 
-    @property
-    def needs(self) -> Mapping[str, str | None]: ...
-
     def scope_for(self, operation: str) -> str | None: ...
 
     def check(self, operation: str, authorization: str | None) -> None: ...

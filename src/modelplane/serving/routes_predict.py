@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -174,8 +175,6 @@ def _bounded(value: Any, field: str, limit: float, *, booleans: bool) -> float:
 
 def plain_inputs(value: Any, served: ServedModel) -> dict[str, Any]:
     """``[{col: v}, …]`` (records) or ``[[…], …]`` (rows) → named arrays for the signature."""
-    import numpy as np
-
     if not isinstance(value, list) or not value:
         raise InvalidInput("'inputs' must be a non-empty list of records or rows", field="inputs")
     sig = served.signature
@@ -210,8 +209,6 @@ def plain_inputs(value: Any, served: ServedModel) -> dict[str, Any]:
 def _column(values: list[Any]) -> Any:
     """A record field's values as an array; text as Python ``str`` objects (a ``<U`` array
     would drop trailing NUL characters of the strings)."""
-    import numpy as np
-
     if all(isinstance(v, str) for v in values):
         return np.array(values, dtype=object)
     return np.asarray(values)

@@ -164,6 +164,3 @@ class GateConfig:
             latency_budget_ms=data.get("latency_budget_ms"),
             smoke=smoke,
         )
-
-
-# -- the report ----------------------------------------------------------------------------

@@ -33,10 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelplane.traffic.gate_checks import HIGHER_IS_BETTER as HIGHER_IS_BETTER
 from modelplane.traffic.gate_checks import HOLDOUT_SUFFIXES as HOLDOUT_SUFFIXES
-from modelplane.traffic.gate_checks import LATENCY_CALLS as LATENCY_CALLS
-from modelplane.traffic.gate_checks import LATENCY_WARMUP as LATENCY_WARMUP
 from modelplane.traffic.gate_checks import Check as Check
 from modelplane.traffic.gate_checks import GateModel as GateModel
 from modelplane.traffic.gate_checks import (
@@ -56,10 +53,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "HIGHER_IS_BETTER",
     "HOLDOUT_SUFFIXES",
-    "LATENCY_CALLS",
-    "LATENCY_WARMUP",
     "METRICS",
     "Check",
     "GateConfig",

@@ -120,4 +120,4 @@ def evaluate_gates(
 def report_json(report: GateReport, *, forced: bool) -> dict[str, Any]:
     """The report as ``modelplane gate --json`` prints it and the API returns it: ``forced``
     is true only when a failed version was let through."""
-    return report.to_dict() | {"passed": report.passed, "forced": forced and not report.passed}
+    return report.to_dict() | {"forced": forced and not report.passed}
