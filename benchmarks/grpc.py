@@ -59,9 +59,7 @@ import contextlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
-import shutil  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -72,6 +70,7 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 import numpy as np  # noqa: E402
 from _grpc_floor import MODEL_INFER, load_pb2  # noqa: E402
 from _grpc_loadgen import GrpcLoad, run_grpc_load  # noqa: E402
+from _serving_servers import free_port, pinned  # noqa: E402
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -281,12 +280,6 @@ def render(
 # -- server processes ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Proc:
     """A server process in its own session, pinned to one CPU, its output in a file."""
 
@@ -299,12 +292,9 @@ class Proc:
         self.http_port: int | None = None  # modelplane's REST port (its /metrics)
         self.error: str | None = None
         self.log = log
-        taskset = shutil.which("taskset")
-        if cpu is not None and taskset:
-            cmd = [taskset, "-c", str(cpu), *cmd]
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                cmd,
+                pinned(cmd, cpu),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

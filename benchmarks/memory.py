@@ -36,10 +36,8 @@ import argparse
 import http.client
 import json
 import os
-import pickle
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _serving_servers import free_port
 
 MODEL = "bench"
 N_FEATURES = 20
@@ -144,49 +143,7 @@ class Result:
     serve_modules: list[str] = field(default_factory=list)
 
 
-# -- the floor (its own process: ``memory.py --floor-server MODEL.pkl --port N``) ------------
-
-
-def floor_server(model_path: Path, port: int) -> None:
-    """Serve ``model_path`` (a pickled model) the plainest way."""
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    with model_path.open("rb") as fh:
-        model = pickle.load(fh)  # written by this script a moment ago
-    model.predict(np.zeros((1, N_FEATURES)))
-
-    async def infer(request: Request) -> Response:
-        body = json.loads(await request.body())
-        tensor = body["inputs"][0]
-        X = np.asarray(tensor["data"], dtype=np.float64).reshape(tensor["shape"])
-        y = model.predict(X)
-        out = {
-            "model_name": MODEL,
-            "outputs": [
-                {"name": "predict", "datatype": "INT64", "shape": [len(y)], "data": y.tolist()}
-            ],
-        }
-        return Response(json.dumps(out), media_type="application/json")
-
-    async def ready(request: Request) -> Response:
-        return Response(b"", status_code=200)
-
-    app = Starlette(routes=[Route(INFER_PATH, infer, methods=["POST"]), Route(READY_PATH, ready)])
-    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-                access_log=False, log_level="warning")  # fmt: skip
-
-
 # -- helpers --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def status_mib(pid: int, key: str) -> float:
@@ -284,8 +241,10 @@ def server_env(home: Path) -> dict[str, str]:
 
 def serve_command(variant: Variant, port: int, model_path: Path) -> list[str]:
     if variant is FLOOR:
-        return [sys.executable, str(Path(__file__).resolve()), "--floor-server",
-                str(model_path), "--port", str(port)]  # fmt: skip
+        # The same floor as the other benchmarks', here in modelplane's own venv.
+        floor = Path(__file__).resolve().parent / "_floor_server.py"
+        return [sys.executable, str(floor), str(model_path), "--port", str(port),
+                "--model-name", MODEL]  # fmt: skip
     grpc = ("--grpc-port", str(free_port()))
     return [sys.executable, "-m", "modelplane.cli.main", "serve", "--port", str(port), *grpc,
             "--model", f"{MODEL}@champion", *variant.args]  # fmt: skip
@@ -431,12 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", metavar="PATH", help="also write the results as JSON (- : stdout)"
     )
-    parser.add_argument("--floor-server", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.floor_server:
-        floor_server(args.floor_server, args.port)
-        return 0
     wanted = {v.strip() for v in args.variants.split(",") if v.strip()}
     known = {v.key for v in VARIANTS if v is not FLOOR}
     if wanted - known:

@@ -29,7 +29,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -137,9 +136,11 @@ def render(
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port (the serving benchmark's; imported here on use, since the tests load
+    this file without ``benchmarks/`` on ``sys.path``)."""
+    from _serving_servers import free_port as free
+
+    return free()
 
 
 def status(port: int, path: str, body: str | None = None) -> int:
