@@ -23,7 +23,6 @@ and the request carries the route and arm it got).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -31,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from modelplane.core.names import Reference, parse_reference
+from modelplane.core.periodic import Periodic
 from modelplane.errors import AliasNotFound, InvalidInput, ModelNotFound, VersionNotFound
 from modelplane.serving.options import ModelOptions, ServeOptions
 from modelplane.serving.pool import ModelPool
@@ -91,7 +91,10 @@ class ServingView:
         self._references: dict[tuple[str, str | None], Reference] = {}
         self._missing: dict[str, float] = {}
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            self.refresh, options.poll_interval_s, name="modelplane-view-poll", log=log,
+            failure="serving view refresh failed; keeping the current one",
+        )  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -103,14 +106,10 @@ class ServingView:
             await self.refresh()
         except Exception:
             log.exception("could not read the serving view; serving without routes for now")
-        self._task = asyncio.create_task(self._poll(), name="modelplane-view-poll")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     # -- the hot path ------------------------------------------------------------------------
     async def resolve(self, request: InferRequest) -> ServedModel:
@@ -288,14 +287,6 @@ class ServingView:
                 )
                 return False
         return True
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._options.poll_interval_s)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("serving view refresh failed; keeping the current one")
 
 
 def _reference(ref: str, version: str | None) -> Reference:

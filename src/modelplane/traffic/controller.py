@@ -34,7 +34,6 @@ baseline's are the current step's, or all steps' when the step sent it too littl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -44,6 +43,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from modelplane.core.clock import utcnow
+from modelplane.core.periodic import Periodic
 from modelplane.errors import Conflict, RolloutNotFound
 from modelplane.traffic.commands import DecideRollout
 from modelplane.traffic.live import Counters, slower_than
@@ -363,27 +363,18 @@ class ControllerJob:
 
     def __init__(self, controller: RolloutController, interval_s: float) -> None:
         self._controller = controller
-        self._interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            self._tick, interval_s, name="modelplane-canary", log=log,
+            failure="canary controller tick failed",
+        )  # fmt: skip
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="modelplane-canary")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                decisions = await asyncio.to_thread(self._controller.tick)
-            except Exception:
-                log.exception("canary controller tick failed")
-                continue
-            for decision in decisions:
-                if decision.action != "hold":
-                    log.info("canary: %s", decision.line())
+    async def _tick(self) -> None:
+        for decision in await asyncio.to_thread(self._controller.tick):
+            if decision.action != "hold":
+                log.info("canary: %s", decision.line())

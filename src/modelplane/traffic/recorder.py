@@ -11,12 +11,12 @@ through its ``TrafficRecorder`` port; bootstrap builds it over the bus's ``handl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from modelplane.core.messages import Command
+from modelplane.core.periodic import Periodic
 from modelplane.traffic.commands import RecordFeedback, RecordTrafficCounters
 from modelplane.traffic.live import LiveStats
 
@@ -32,8 +32,10 @@ class LiveRecorder(LiveStats):
     def __init__(self, handle: Callable[[Command], Any], *, flush_interval_s: float = 1.0) -> None:
         super().__init__()
         self._handle = handle
-        self._flush_interval_s = flush_interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            self.flush, flush_interval_s, name="modelplane-stats-flush", log=log,
+            failure="traffic counters flush failed",
+        )  # fmt: skip
 
     def store_feedback(
         self,
@@ -71,18 +73,9 @@ class LiveRecorder(LiveStats):
             self.restore(deltas)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._flush_loop(), name="modelplane-stats-flush")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the loop and write the counters once more."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         await self.flush()
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_interval_s)
-            await self.flush()
