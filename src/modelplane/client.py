@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from modelplane.traffic.gating import GatePorts
     from modelplane.traffic.rollout import Rollout
 
-__all__ = ["Client", "LoadedModel", "default_client", "gate_ports", "load_model", "log_model"]
+__all__ = ["Client", "LoadedModel", "default_client", "load_model", "log_model"]
 
 
 class Client:
@@ -214,7 +214,10 @@ class Client:
         return cast("Deployment", self._handle(RollbackDeploy(model=model)))
 
     def gate_ports(self) -> GatePorts:
-        """What the release gates (``traffic.gating.evaluate_gates``) need: :func:`gate_ports`."""
+        """What the release gates (``traffic.gating.evaluate_gates``) need
+        (:func:`modelplane.bootstrap.gate_ports`)."""
+        from modelplane.bootstrap import gate_ports
+
         return gate_ports(self.platform)
 
     # -- tokens (modelplane.auth) ------------------------------------------------------------
@@ -261,12 +264,6 @@ class Client:
         return usecases.load_model(
             self.platform.registry, self.platform.artifacts, ref, trust=trust
         )
-
-
-def gate_ports(platform: Platform) -> GatePorts:
-    """The release gates' ports over ``platform`` (the registry's :class:`RegistryAccess`): the
-    one way the CLI (``Client.gate_ports``) and the REST gate route build them."""
-    return usecases.RegistryAccess(platform.bus.handle, platform.registry, platform.artifacts)
 
 
 _default: Client | None = None

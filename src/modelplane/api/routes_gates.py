@@ -1,7 +1,7 @@
 """Release gates over REST: ``POST /models/{name}/versions/{version}/gate`` (admin).
 
 The route runs the use case ``traffic.gating.evaluate_gates`` over the ports
-``modelplane.client.gate_ports`` builds, as ``modelplane gate`` does, and returns its ``--json``
+``modelplane.bootstrap.gate_ports`` builds, as ``modelplane gate`` does, and returns its ``--json``
 report. It loads models and times predictions, so it may take a while: a plain ``def``, run in
 FastAPI's thread pool. Rollouts and deploys do not run the gates; they honour the recorded
 result.
@@ -20,7 +20,7 @@ from modelplane.api.params import Name, Number
 from modelplane.api.schemas import ADMIN
 from modelplane.api.schemas_delivery import GateBody, GateReportOut
 from modelplane.api.security import AdminAccess, PlatformDep
-from modelplane.client import gate_ports
+from modelplane.bootstrap import gate_ports
 from modelplane.core.names import validate_name
 from modelplane.errors import InvalidInput
 from modelplane.traffic.gates import HOLDOUT_SUFFIXES, SmokeCase

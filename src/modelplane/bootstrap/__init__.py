@@ -37,6 +37,7 @@ from modelplane.errors import DependencyMissing, InvalidInput
 from modelplane.events.capability import CAPABILITY as EVENTS
 from modelplane.events.views import EventViews
 from modelplane.registry.capability import CAPABILITY as REGISTRY
+from modelplane.registry.usecases import RegistryAccess
 from modelplane.registry.views import RegistryViews
 from modelplane.traffic.capability import CAPABILITY as TRAFFIC
 from modelplane.traffic.views import TrafficViews
@@ -51,6 +52,7 @@ __all__ = [
     "bootstrap",
     "compose",
     "compose_handlers",
+    "gate_ports",
     "upgrade",
 ]
 
@@ -234,3 +236,10 @@ def _store(settings: Settings) -> ArtifactStore:
         ) from None
     except ValueError as exc:
         raise InvalidInput(f"MODELPLANE_ARTIFACTS {location!r}: {exc}", field="artifacts") from None
+
+
+def gate_ports(platform: Platform) -> RegistryAccess:
+    """The release gates' ports (``traffic.gating.GatePorts``) over ``platform``: the
+    registry's :class:`RegistryAccess`, the one way the CLI (``Client.gate_ports``) and the
+    REST gate route build them."""
+    return RegistryAccess(platform.bus.handle, platform.registry, platform.artifacts)

@@ -15,7 +15,7 @@ version (``RecordGateResult``: tag ``modelplane.gate`` and a ``GateEvaluated`` e
 through with ``force``. A failed gate is a report, never an error.
 
 The registry is reached through :class:`GatePorts`, a port declared here, so delivery imports no
-other capability: ``modelplane.client.gate_ports(platform)`` builds the adapter that fits it (the
+other capability: ``modelplane.bootstrap.gate_ports(platform)`` builds the adapter that fits it (the
 registry's ``RegistryAccess``), the one way both doors build it. Blocking: it loads models and
 times predictions.
 """
@@ -28,13 +28,13 @@ from typing import Any, Protocol
 
 from modelplane.errors import Conflict, InvalidInput
 from modelplane.traffic.gates import GateConfig, GateModel, GateReport, run_gates
+from modelplane.traffic.model import CHAMPION
 
 __all__ = ["CHAMPION", "CONFIG_TAG", "GatePorts", "evaluate_gates", "gate_config", "report_json"]
 
 #: The model tag holding its gate settings as JSON (``modelplane gate --save``).
 CONFIG_TAG = "gate.config"
 #: The alias whose version the candidate is compared with.
-CHAMPION = "champion"
 
 
 class _Model(Protocol):
@@ -50,7 +50,7 @@ class _Version(Protocol):
 
 
 class GatePorts(Protocol):
-    """What the use case needs of the registry (``modelplane.client.gate_ports`` builds it)."""
+    """What the use case needs of the registry (``modelplane.bootstrap.gate_ports`` builds it)."""
 
     def get_model(self, name: str) -> _Model: ...
     def get_version(self, name: str, version: int) -> _Version: ...

@@ -26,13 +26,11 @@ from modelplane.errors import (
 from modelplane.traffic import commands as c
 from modelplane.traffic.deployment import Deployment
 from modelplane.traffic.experiment import Experiment
-from modelplane.traffic.model import MAX_SECONDS, Arm
+from modelplane.traffic.model import CHAMPION, MAX_SECONDS, Arm
 from modelplane.traffic.repository import TrafficUnitOfWork, VersionState
 from modelplane.traffic.rollout import Rollout
 
 __all__ = ["COMMAND_HANDLERS", "check_gate"]
-
-CHAMPION = "champion"
 
 
 def check_gate(state: VersionState, *, force: bool) -> bool:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from modelplane.errors import InvalidInput
 
 __all__ = [
+    "CHAMPION",
     "MAX_SECONDS",
     "METRICS",
     "Arm",
@@ -34,6 +35,9 @@ __all__ = [
     "probability",
     "rollout_subject",
 ]
+
+#: The alias delivery moves: a promotion, a deploy and a rollback point it at a version.
+CHAMPION = "champion"
 
 ExperimentKind = Literal["split", "shadow"]
 ExperimentStatus = Literal["draft", "running", "paused", "stopped"]

@@ -2,7 +2,7 @@
 
 Delivery's release gates declare what they need (``traffic.gating.GatePorts``) and import no
 registry; this class fits that port structurally, so the registry imports no delivery either.
-The composition (``modelplane.client.gate_ports``) hands one to the gates.
+The composition (``modelplane.bootstrap.gate_ports``) hands one to the gates.
 """
 
 from __future__ import annotations
