@@ -45,9 +45,12 @@ class Events:
 class Counted:
     """A compute function shared by "replicas": counts calls, takes ``delay_s``."""
 
-    def __init__(self, value: bytes = b"value", delay_s: float = 0.0) -> None:
+    def __init__(
+        self, value: bytes = b"value", delay_s: float = 0.0, gate: asyncio.Event | None = None
+    ) -> None:
         self.value = value
         self.delay_s = delay_s
+        self.gate = gate  # when given, the call ends once it is set (not after delay_s)
         self.calls = 0
         self.error: Exception | None = None
         self.started = asyncio.Event()  # set by the first call: a replica is computing
@@ -55,7 +58,10 @@ class Counted:
     async def __call__(self) -> bytes:
         self.calls += 1
         self.started.set()
-        await asyncio.sleep(self.delay_s)
+        if self.gate is not None:
+            await self.gate.wait()
+        else:
+            await asyncio.sleep(self.delay_s)
         if self.error is not None:
             raise self.error
         return self.value
@@ -249,9 +255,22 @@ class TestTieredWithRedis:
     async def test_a_waiting_replica_computes_when_the_lock_holder_fails(self, prefix: str) -> None:
         a = _replica(REDIS_URL, prefix)
         b = _replica(REDIS_URL, prefix)
-        failing = Counted(delay_s=0.05)
+        # a fails only once b has found a's lock and waits for its peer: the path under test
+        # is taken whatever the machine's speed.
+        b_waits = asyncio.Event()
+        failing = Counted(gate=b_waits)
         failing.error = RuntimeError("replica a's model failed")
         healthy = Counted(b"from b")
+        assert isinstance(b.l2, RedisCache)
+        acquire = b.l2.acquire_lock
+
+        async def acquire_then_signal(key: str) -> bool:
+            locked = await acquire(key)
+            if not locked:
+                b_waits.set()
+            return locked
+
+        b.l2.acquire_lock = acquire_then_signal  # type: ignore[method-assign]
         try:
             task_a = asyncio.ensure_future(a.get_or_compute("k", failing))
             # Until a holds the lock and is computing (the bound only ends a hung test).
