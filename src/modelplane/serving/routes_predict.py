@@ -30,13 +30,24 @@ from modelplane.serving.types import InferRequest
 __all__ = ["feedback", "plain_inputs", "predict"]
 
 
-async def _json_object(request: Request, state: ServingState) -> dict[str, Any]:
-    """The body as a JSON object (size-limited; 400 when it is not one)."""
+async def _json_object(
+    request: Request, state: ServingState, *, lenient: bool = False
+) -> dict[str, Any]:
+    """The body as a JSON object (size-limited; 400 when it is not one). ``lenient``: read
+    NaN, Infinity and 1e400 too (orjson refuses them; the standard parser reads them), so a
+    caller hears which field is wrong (422) rather than "not JSON"."""
     body = await _body(request, state.max_body)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise MalformedRequest("the body is not valid JSON", field="body") from None
+        if not lenient:
+            raise MalformedRequest("the body is not valid JSON", field="body") from None
+        import json
+
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise MalformedRequest("the body is not valid JSON", field="body") from None
     if not isinstance(doc, dict):
         raise MalformedRequest("the body must be a JSON object", field="body")
     return doc
@@ -103,20 +114,7 @@ async def feedback(request: Request, state: ServingState) -> Response:
     (``"overwrite": true`` to replace an earlier outcome): the outcome of one prediction,
     stored and counted for its variant (202). The authentication of ``/predict``
     (:data:`~modelplane.auth.access.OPERATIONS`), checked before the body is read."""
-    body = await _body(request, state.max_body)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        # orjson refuses NaN, Infinity and 1e400; the standard parser reads them, so that the
-        # caller hears which field is wrong (422) rather than "not JSON" (only on this path).
-        import json
-
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            raise MalformedRequest("the body is not valid JSON", field="body") from None
-    if not isinstance(doc, dict):
-        raise MalformedRequest("the body must be a JSON object", field="body")
+    doc = await _json_object(request, state, lenient=True)
     unknown = sorted(set(doc) - set(_FEEDBACK_FIELDS))
     if unknown:
         raise InvalidInput(
