@@ -123,7 +123,9 @@ class TestWriting:
         np.testing.assert_array_equal(np.asarray(row["inputs"]["x"], np.float32), x)
         assert row["inputs"]["n"] == [1, -2]
         assert row["inputs"]["s"] == ["é", "b"]
-        assert row["outputs"] == {"y": [True, False], "p": [0.25, None]}  # NaN → null
+        assert row["outputs"]["y"] == [True, False]
+        assert row["outputs"]["p"][0] == 0.25
+        assert np.isnan(row["outputs"]["p"][1])
 
     def test_read_log_of_one_model_and_json_text_when_not_decoded(self, tmp_path: Path) -> None:
         log = PredictionLog(str(tmp_path))
@@ -135,6 +137,116 @@ class TestWriting:
         assert list(df["request_id"]) == ["b"]
         assert list(df["model"]) == ["churn"]
         assert df["inputs"][0] == '{"x":[[1.5,2.0]]}'
+        assert df["outputs"][0] == '{"y":[1]}'
+
+    def test_tensors_are_typed_nested_lists_in_the_file(self, tmp_path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        log = PredictionLog(str(tmp_path))
+        log.log(record("a", inputs={"x": np.ones((2, 3), np.float32), "k": np.array([7])}))
+        log.log(record("b", inputs={"x": np.zeros((1, 3), np.float32), "k": np.array([8])}))
+        log.flush()
+
+        (part,) = parts(str(tmp_path))
+        table = pq.read_table(tmp_path / part)
+        assert table.schema.field("inputs").type == pa.struct(
+            [("x", pa.list_(pa.list_(pa.float32()))), ("k", pa.list_(pa.int64()))]
+        )
+        assert table.column("inputs").to_pylist() == [
+            {"x": [[1.0] * 3] * 2, "k": [7]},
+            {"x": [[0.0] * 3], "k": [8]},
+        ]
+
+    def test_every_shape_and_dtype_reads_back_as_logged(self, tmp_path: Path) -> None:
+        log = PredictionLog(str(tmp_path))
+        cube = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+        ragged = [np.arange(6.0).reshape(1, 2, 3), np.arange(4.0).reshape(2, 2, 1)]
+        for i, seq in enumerate(ragged):  # one layout, different trailing shapes
+            log.log(
+                record(
+                    f"r{i}",
+                    inputs={
+                        "cube": cube,
+                        "seq": seq,
+                        "half": np.array([0.5], np.float16),
+                        "scalar": np.array(3.5),
+                        "u": np.array(["ab", "c"]),
+                        "raw": np.array([b"\xff", b"ok"], object),
+                    },
+                    outputs={},  # a failed prediction has no outputs
+                    status=500,
+                )
+            )
+        log.flush()
+
+        frame = read_log(str(tmp_path))
+        for i, seq in enumerate(ragged):
+            inputs = frame["inputs"][i]
+            assert inputs["cube"] == cube.tolist()
+            assert inputs["seq"] == seq.tolist()
+            assert inputs["half"] == [0.5]
+            assert inputs["scalar"] == 3.5
+            assert inputs["u"] == ["ab", "c"]
+            assert inputs["raw"] == ["\\xff", "ok"]  # bytes as text, undecodable escaped
+            assert frame["outputs"][i] == {}
+
+    def test_values_arrow_cannot_hold_are_kept_as_json_text(self, tmp_path: Path) -> None:
+        log = PredictionLog(str(tmp_path))
+        log.log(record("a", inputs={"mixed": np.array([1, "two", None], object)}))
+        log.flush()
+
+        assert read_log(str(tmp_path))["inputs"][0] == {"mixed": [1, "two", None]}
+        assert read_log(str(tmp_path), decode=False)["inputs"][0] == '{"mixed":[1,"two",null]}'
+
+    def test_records_of_different_layouts_go_to_their_own_files_and_read_back_together(
+        self, tmp_path: Path
+    ) -> None:
+        log = PredictionLog(str(tmp_path))
+        log.log(record("a", inputs={"x": np.array([[1.0, 2.0]])}))
+        log.log(record("b", inputs={"x": np.array([[1, 2]], np.int64)}))  # new dtype
+        log.log(record("c", inputs={"x": np.array([[3.0, 4.0]])}, time=T0 + timedelta(1)))
+        log.log(record("d", inputs={"z": np.array(["t"])}, time=T0 - timedelta(1)))
+        log.flush()
+
+        assert len(parts(str(tmp_path))) == 4
+        frame = read_log(str(tmp_path))
+        assert list(frame["request_id"]) == ["d", "a", "b", "c"]  # oldest first
+        assert list(frame["inputs"]) == [
+            {"z": ["t"]},
+            {"x": [[1.0, 2.0]]},
+            {"x": [[1, 2]]},
+            {"x": [[3.0, 4.0]]},
+        ]
+
+    def test_files_of_the_json_text_encoding_still_read(self, tmp_path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        folder = tmp_path / "model=fraud" / "date=2024-05-01"
+        folder.mkdir(parents=True)
+        old = pa.table(  # what the log wrote before issue 13 (and before experiments)
+            {
+                "request_id": ["old"],
+                "time": pa.array([T0 - timedelta(hours=1)], pa.timestamp("us", tz="UTC")),
+                "version": pa.array([2], pa.int64()),
+                "unit_id": pa.array([None], pa.string()),
+                "latency_ms": [1.0],
+                "status": pa.array([200], pa.int32()),
+                "inputs": ['{"x":[[9.0,9.0]]}'],
+                "outputs": ['{"y":[0]}'],
+            }
+        )
+        pq.write_table(old, folder / "part-20240501T000000000000-old.parquet")
+        log = PredictionLog(str(tmp_path))
+        log.log(record("new"))
+        log.flush()
+
+        frame = read_log(str(tmp_path))
+        assert list(frame["request_id"]) == ["old", "new"]
+        assert list(frame["inputs"]) == [{"x": [[9.0, 9.0]]}, {"x": [[1.5, 2.0]]}]
+        assert frame["experiment"].isna().all()
+        assert list(read_log(str(tmp_path), decode=False)["outputs"]) == ['{"y":[0]}', '{"y":[1]}']
 
     def test_read_log_of_an_empty_location_is_an_empty_frame(self, tmp_path: Path) -> None:
         df = read_log(str(tmp_path / "nothing"))
