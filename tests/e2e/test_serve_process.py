@@ -216,3 +216,32 @@ def test_inline_model_answers_one_client_and_many_alike(home: Path) -> None:
     assert "NaN" in alone_nan.json()["error"]
     answers = [int(r.json()["outputs"][0]["data"][0]) for i, r in enumerate(together) if i != 13]
     assert answers == [v for i, v in enumerate(expected) if i != 13]
+
+
+def test_the_access_log_writes_one_json_line_per_request_on_stderr(home: Path) -> None:
+    import orjson
+
+    server = Server(home, "--model", "fraud@champion", "--access-log")
+    try:
+        ids = []
+        for _ in range(3):
+            r = httpx.post(
+                f"{server.url}/v2/models/fraud/infer",
+                json={"inputs": [{"name": "input-0", "shape": [1, 5], "datatype": "FP64",
+                                  "data": X[0].tolist()}]},  # fmt: skip
+                timeout=10,
+            )
+            assert r.status_code == 200, r.text
+            ids.append(r.headers["x-request-id"])
+
+        def lines() -> list[dict[str, Any]]:
+            text = server.log_path.read_text()
+            return [orjson.loads(x) for x in text.splitlines() if x.startswith('{"ts"')]
+
+        wait_for(lambda: len([x for x in lines() if x["path"].endswith("/infer")]) == 3,
+                 "three access lines")  # fmt: skip
+        infer = [x for x in lines() if x["path"].endswith("/infer")]
+        assert [x["request_id"] for x in infer] == ids
+        assert {(x["model"], x["status"], x["method"]) for x in infer} == {("fraud", 200, "POST")}
+    finally:
+        assert server.stop() == 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
+import logging
 import re
 from collections.abc import Iterator
 
@@ -166,6 +168,37 @@ class TestAccessLog:
             "fallback": False,
             "cached": True,
         }
+
+    def test_the_lines_of_one_loop_turn_go_out_together_at_its_end(self) -> None:
+        stream = io.StringIO()
+        configure_access_log(stream)
+
+        async def three_requests() -> list[str]:
+            for i in range(3):
+                log_request(request_id=f"r{i}", method="GET", path="/v2", model=None,
+                            version=None, status=200, latency_ms=0.1)  # fmt: skip
+            assert stream.getvalue() == ""  # still this turn: nothing written yet
+            await asyncio.sleep(0)
+            return stream.getvalue().splitlines()
+
+        lines = asyncio.run(three_requests())
+        assert [orjson.loads(line)["request_id"] for line in lines] == ["r0", "r1", "r2"]
+
+    def test_a_handler_a_user_adds_sees_every_line(self) -> None:
+        stream = io.StringIO()
+        logger = configure_access_log(stream)
+        seen: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = seen.append  # type: ignore[method-assign]
+        logger.addHandler(handler)
+        try:
+            log_request(request_id="r1", method="GET", path="/v2", model=None, version=None,
+                        status=200, latency_ms=0.1)  # fmt: skip
+        finally:
+            logger.removeHandler(handler)
+
+        assert [r.msg["request_id"] for r in seen] == ["r1"]  # type: ignore[index]
+        assert orjson.loads(stream.getvalue())["request_id"] == "r1"  # and ours still writes
 
     def test_nothing_is_written_when_disabled(self) -> None:
         stream = io.StringIO()

@@ -226,7 +226,7 @@ def _observed(
                     accesslog.log_request(
                         request_id=response.headers.get("x-request-id", ""),
                         method=request.method,
-                        path=request.url.path,
+                        path=request.scope["path"],  # not request.url: ~10 µs to build
                         model=model,
                         version=version,
                         status=response.status_code,
