@@ -227,8 +227,16 @@ def test_the_access_log_writes_one_json_line_per_request_on_stderr(home: Path) -
         for _ in range(3):
             r = httpx.post(
                 f"{server.url}/v2/models/fraud/infer",
-                json={"inputs": [{"name": "input-0", "shape": [1, 5], "datatype": "FP64",
-                                  "data": X[0].tolist()}]},  # fmt: skip
+                json={
+                    "inputs": [
+                        {
+                            "name": "input-0",
+                            "shape": [1, 5],
+                            "datatype": "FP64",
+                            "data": X[0].tolist(),
+                        }
+                    ]
+                },
                 timeout=10,
             )
             assert r.status_code == 200, r.text
