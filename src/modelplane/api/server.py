@@ -59,6 +59,7 @@ def create_serving_app(
             yield
         finally:
             await runtime.drain()
+            accesslog.flush()
             app.state.serving = None
             await runtime.stop()
             if own_platform:

@@ -11,18 +11,22 @@ at start-up). Until then, or with ``enabled=False``, :func:`log_request` returns
 level check.
 
 While that handler is the logger's only one (the server's set-up), :func:`log_request` skips
-the ``logging`` machinery: it encodes the line itself with orjson and the lines of one event
-loop turn go out in one ``write`` at the end of the turn (at once when no loop runs). Measured
-with ``benchmarks/serving.py``-style load at one client, that is ~30 µs less per request than a
-``LogRecord`` (caller lookup, lock, formatter) and a flushed ``write`` per line. A handler a
-user adds to ``modelplane.access`` (or a filter) turns the plain ``logging`` path back on, so
-what they configured sees every line. The stream is a console or a pipe to a log collector,
-not a slow disk.
+the ``logging`` machinery: it encodes the line itself with orjson (~20 µs less per request than
+a ``LogRecord``: caller lookup, lock, formatter) and buffers it, as nginx's ``access_log …
+buffer= flush=`` does: the buffer is written in one ``write`` when it holds
+:data:`BUFFER_BYTES`, :data:`FLUSH_S` after its first line, and when the server stops
+(:func:`flush`); with no event loop running, at once. A ``write`` per request to a pipe wakes
+its reader (a log collector, ``docker logs``) once per request: measured at one client with
+the reader on the load generator's CPU, 10,789 requests in 6 s against 13,216 without the log;
+buffered, the log costs nothing measurable. A kill -9 loses at most :data:`FLUSH_S` of lines.
+A handler a user adds to ``modelplane.access`` (or a filter) turns the plain ``logging`` path
+back on, so what they configured sees every line as it happens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import sys
 import time
@@ -31,7 +35,7 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["ACCESS_LOGGER", "JsonFormatter", "configure_access_log", "log_request"]
+__all__ = ["ACCESS_LOGGER", "JsonFormatter", "configure_access_log", "flush", "log_request"]
 
 ACCESS_LOGGER = "modelplane.access"
 _logger = logging.getLogger(ACCESS_LOGGER)
@@ -55,28 +59,47 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+#: Write the buffered lines once they hold this much…
+BUFFER_BYTES = 64 << 10
+#: …or this long after the first of them was buffered.
+FLUSH_S = 0.1
+
+
 class _LineWriter(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler :func:`configure_access_log` installs: a ``StreamHandler`` for records that
-    come through ``logging``, and a buffer for :func:`log_request`'s own lines, written once per
-    event loop turn."""
+    come through ``logging``, and a buffer for :func:`log_request`'s own lines (see the module
+    docstring for when it is written)."""
 
     def __init__(self, stream: IO[str]) -> None:
         super().__init__(stream)
         self.setFormatter(JsonFormatter())
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._raw: Any = getattr(stream, "buffer", None)
 
     def add(self, line: bytes) -> None:
         pending = self._pending
         pending.append(line)
-        if len(pending) == 1:
-            try:
-                asyncio.get_running_loop().call_soon(self.write_pending)
-            except RuntimeError:  # no loop runs here: write now
-                self.write_pending()
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= BUFFER_BYTES:
+            self.write_pending()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop runs here: write now
+            self.write_pending()
+            return
+        if self._timer is None or self._timer_loop is not loop:  # (a loop of a test that ended)
+            self._timer = loop.call_later(FLUSH_S, self.write_pending)
+            self._timer_loop = loop
 
     def write_pending(self) -> None:
-        lines, self._pending = self._pending, []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        lines, self._pending, self._pending_bytes = self._pending, [], 0
         if not lines:
             return
         data = b"".join(lines)
@@ -93,6 +116,15 @@ class _LineWriter(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 _writer: _LineWriter | None = None
+
+
+def flush() -> None:
+    """Write the buffered access lines now (the server calls it as it stops)."""
+    if _writer is not None:
+        _writer.write_pending()
+
+
+atexit.register(flush)
 
 
 def configure_access_log(stream: IO[str] | None = None, enabled: bool = True) -> logging.Logger:
