@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -332,3 +333,28 @@ class TestTheQueue:
         assert log.dropped == 2
         assert drops == [2]
         assert "could not write 2 records" in caplog.text
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_the_writer_thread_runs_nicer_than_the_server(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    seen: dict[str, int] = {}
+    done = threading.Event()
+
+    def probe(n: int) -> None:  # on_drop runs on the writer thread when its write fails
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        done.set()
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    log = PredictionLog(str(blocker / "log"), flush_rows=1, on_drop=probe)
+    log.start()
+    try:
+        log.log(record("a"))
+        assert done.wait(30)
+    finally:
+        log.close()
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen["nice"] == min(19, here + predlog.WRITER_NICE)
