@@ -3,8 +3,10 @@
 The request path calls :meth:`PredictionLog.log`, which appends the record to a bounded
 in-memory queue and returns at once — it never waits on storage and never raises. When the
 queue is full the record is dropped and counted (``dropped``, ``on_drop``). A background writer
-*thread* drains the queue every ``flush_interval_s`` seconds, or as soon as ``flush_rows``
-records wait, and writes one Parquet file per (model, day, tensor layout) it saw::
+*thread* drains the queue as soon as ``flush_rows`` records wait (512), and at least every
+``flush_interval_s`` seconds (2), appending them as a row group to the open Parquet file of
+their (model, day, tensor layout); a file is closed — published to readers — once it has been
+open ``flush_interval_s``, and by :meth:`PredictionLog.flush` and ``close``::
 
     <location>/model=<name>/date=<YYYY-MM-DD>/part-<YYYYmmddTHHMMSSffffff>-<uuid>.parquet
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -91,7 +94,9 @@ class PredictionLog:
 
     ``dropped`` counts records that were not written: refused because the queue was full (or
     the log closed), or lost with a failed write; ``on_drop(n)`` is called with each such
-    count. ``write_errors`` counts failed writes; they are logged, never raised.
+    count. ``write_errors`` counts failed writes; they are logged, never raised. ``written``
+    counts the records of published (closed) files. A kill -9 loses what is queued and the open
+    files: at most ~2 × ``flush_interval_s`` of predictions.
     """
 
     def __init__(
@@ -99,7 +104,7 @@ class PredictionLog:
         location: str,
         *,
         queue_size: int = 10_000,
-        flush_rows: int = 5_000,
+        flush_rows: int = 512,
         flush_interval_s: float = 2.0,
         on_drop: Callable[[int], None] | None = None,
     ) -> None:
@@ -121,6 +126,7 @@ class PredictionLog:
         self._write_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._parts: dict[tuple[str, date, Any], _Part] = {}
         self._closed = False
         self._dropped = 0
         self._written = 0
@@ -193,12 +199,12 @@ class PredictionLog:
         self.flush()
 
     def flush(self) -> None:
-        """Write every record queued now, on the calling thread."""
+        """Write every record queued now and close the open files (readers see them), on the
+        calling thread."""
         with self._write_lock:
-            batch = [self._queue.popleft() for _ in range(len(self._queue))]
-            if batch:
-                self._write(batch)
-                _release_arrow_memory()
+            self._append()
+            self._close_parts(None)
+            _release_arrow_memory()
 
     def _run(self) -> None:
         _lower_priority()
@@ -206,44 +212,117 @@ class PredictionLog:
             self._wake.wait(self._flush_interval_s)
             self._wake.clear()
             try:
-                self.flush()
-            except Exception:  # _write already guards; this keeps the thread alive regardless
+                with self._write_lock:
+                    self._append()
+                    self._close_parts(time.monotonic() - self._flush_interval_s)
+                    _release_arrow_memory()
+            except Exception:  # the writes already guard; this keeps the thread alive regardless
                 logger.exception("prediction log writer failed")
         self.flush()
 
-    def _write(self, batch: list[PredictionRecord]) -> None:
+    def _append(self) -> None:
+        """Append the queued records to the open file of their (model, day, layout)."""
+        batch = [self._queue.popleft() for _ in range(len(self._queue))]
         groups: dict[tuple[str, date, Any], list[PredictionRecord]] = {}
         for record in batch:
             if record.time.tzinfo is not UTC:  # normalised once, here: the day and the column
                 record.time = _utc(record.time)
             key = (record.model, record.time.date(), _layout(record))
             groups.setdefault(key, []).append(record)
-        for (model, day, _), records in groups.items():
+        for key, records in groups.items():
+            model, day, _ = key
             folder = f"{self._root}/model={quote(model, safe='')}/date={day.isoformat()}"
             try:
-                self._write_part(folder, records)
+                for start in range(0, len(records), SLICE_ROWS):
+                    table = _to_table(records[start : start + SLICE_ROWS])
+                    part = self._parts.get(key)
+                    if part is not None and part.schema != table.schema:
+                        self._close_part(key)  # (text in one slice, JSON in another)
+                        part = None
+                    if part is None:
+                        part = self._parts[key] = _Part.open(self._fs, folder, table.schema)
+                    part.writer.write_table(table)
+                    part.rows += table.num_rows
             except Exception:
-                self._write_errors += 1
-                logger.exception(
-                    "prediction log: could not write %d records to %s", len(records), folder
-                )
-                self._drop(len(records))
-            else:
-                self._written += len(records)
+                part = self._parts.pop(key, None)
+                lost = len(records) + (part.abort() if part is not None else 0)
+                self._failed(lost, folder)
 
-    def _write_part(self, folder: str, records: list[PredictionRecord]) -> None:
+    def _close_parts(self, opened_before: float | None) -> None:
+        """Close (publish) the open files, or those opened before ``opened_before``."""
+        for key in [
+            k for k, p in self._parts.items() if opened_before is None or p.opened < opened_before
+        ]:
+            self._close_part(key)
+
+    def _close_part(self, key: tuple[str, date, Any]) -> None:
+        part = self._parts.pop(key)
+        try:
+            part.close()
+        except Exception:
+            self._failed(part.abort(), part.folder)
+        else:
+            self._written += part.rows
+
+    def _failed(self, records: int, folder: str) -> None:
+        self._write_errors += 1
+        logger.exception("prediction log: could not write %d records to %s", records, folder)
+        self._drop(records)
+
+
+class _Part:
+    """One Parquet file being written: row groups appended as records come, published when
+    closed (a local file is written under a ``_``-prefixed name that readers skip, then renamed;
+    an object store publishes an upload when it completes)."""
+
+    def __init__(self, fs: Any, folder: str, name: str, schema: Any) -> None:
+        import pyarrow.parquet as pq
+
+        self.fs = fs
+        self.folder = folder
+        self.final = f"{folder}/{name}"
+        self.path = f"{folder}/_{name}.tmp" if _is_local(fs) else self.final
+        self.schema = schema
+        self.opened = time.monotonic()
+        self.rows = 0
+        self.fh = fs.open(self.path, "wb")
+        try:
+            self.writer = pq.ParquetWriter(
+                self.fh,
+                schema,
+                compression=_COMPRESSION,
+                use_dictionary=_DICTIONARY_COLUMNS,
+                write_statistics=["request_id", "time", "version", "status", "latency_ms"],
+            )
+        except Exception:
+            self.fh.close()
+            raise
+
+    @classmethod
+    def open(cls, fs: Any, folder: str, schema: Any) -> _Part:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        name = f"part-{stamp}-{uuid.uuid4().hex}.parquet"
-        self._fs.makedirs(folder, exist_ok=True)
-        if _is_local(self._fs):
-            # Readers skip names starting with "_": they never see a half-written file.
-            tmp = f"{folder}/_{name}.tmp"
-            with self._fs.open(tmp, "wb") as fh:
-                _write_slices(fh, records)
-            self._fs.mv(tmp, f"{folder}/{name}")
-        else:  # object stores publish a file only when its upload completes
-            with self._fs.open(f"{folder}/{name}", "wb") as fh:
-                _write_slices(fh, records)
+        fs.makedirs(folder, exist_ok=True)
+        return cls(fs, folder, f"part-{stamp}-{uuid.uuid4().hex}.parquet", schema)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.fh.close()
+        if self.path != self.final:
+            self.fs.mv(self.path, self.final)
+
+    def abort(self) -> int:
+        """Give the file up (its records are lost); how many records it held."""
+        for step in (self.writer.close, self.fh.close):
+            try:
+                step()
+            except Exception:
+                logger.debug("prediction log: closing a failed part", exc_info=True)
+        try:
+            if self.fs.exists(self.path):
+                self.fs.rm(self.path)
+        except Exception:
+            logger.debug("prediction log: removing a failed part", exc_info=True)
+        return self.rows
 
 
 #: How much nicer than the server the writer thread runs (Linux: a thread has its own nice value).
@@ -273,8 +352,11 @@ def _lower_priority() -> None:
         logger.debug("could not lower the prediction log writer's priority", exc_info=True)
 
 
-#: Records encoded and written at a time (one row group each): what a flush holds in memory at
-#: once is bounded by this, not by the batch (up to ``flush_rows``).
+#: Records encoded and written at a time (one row group each): what a write holds in memory at
+#: once. Draining the queue every 512 records into a file kept open (instead of every 5,000
+#: records or 2 s into a new file each time) bounds what waits in the queue too: measured with
+#: ``benchmarks/memory.py`` (2,000 requests, half 32-row, 8 clients) and ``serving.py``, see
+#: docs/benchmarks.md.
 SLICE_ROWS = 512
 
 #: Columns worth a Parquet dictionary (few distinct values); the others are written plain.
@@ -282,30 +364,6 @@ SLICE_ROWS = 512
 _DICTIONARY_COLUMNS = ["version", "unit_id", "status", "experiment", "variant"]
 #: LZ4 (raw): ~4x faster than zstd on float tensors, which compress little with either.
 _COMPRESSION = "lz4"
-
-
-def _write_slices(sink: Any, records: list[PredictionRecord]) -> None:
-    """One Parquet file of ``records`` (one layout), encoded and written :data:`SLICE_ROWS` at
-    a time.
-
-    Encoding a whole batch at once held every record's copy, its Arrow form and the Parquet
-    pages together: measured with ``benchmarks/memory.py`` (20,000 requests from 64 clients,
-    thousands of records a flush), ``modelplane serve`` peaked at 426 MiB against 278 without
-    the log; in slices of 512, 342 MiB (256: 329, but ~25 % more writer time).
-    """
-    import pyarrow.parquet as pq
-
-    first = _to_table(records[:SLICE_ROWS])
-    with pq.ParquetWriter(
-        sink,
-        first.schema,
-        compression=_COMPRESSION,
-        use_dictionary=_DICTIONARY_COLUMNS,
-        write_statistics=["request_id", "time", "version", "status", "latency_ms"],
-    ) as writer:
-        writer.write_table(first)
-        for start in range(SLICE_ROWS, len(records), SLICE_ROWS):
-            writer.write_table(_to_table(records[start : start + SLICE_ROWS]))
 
 
 def _release_arrow_memory() -> None:

@@ -304,18 +304,39 @@ class TestTheQueue:
         assert log.log(record("c")) is False  # closed: refused, counted
         assert log.dropped == 1
 
-    def test_the_writer_thread_writes_once_flush_rows_wait(self, tmp_path: Path) -> None:
+    def test_the_writer_thread_takes_the_queue_once_flush_rows_wait(self, tmp_path: Path) -> None:
         log = PredictionLog(str(tmp_path), flush_rows=3, flush_interval_s=3600)
         log.start()
         try:
             for i in range(3):
                 log.log(record(str(i)))
             deadline = time.monotonic() + 10
-            while log.written < 3 and time.monotonic() < deadline:
+            while log.pending and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert log.written == 3
+            assert log.pending == 0  # appended to an open file, not yet published
+            assert parts(str(tmp_path)) == [] or all(
+                p.rsplit("/", 1)[1].startswith("_") for p in parts(str(tmp_path))
+            )
+            assert log.written == 0
         finally:
             log.close()
+        assert log.written == 3
+        assert sorted(read_log(str(tmp_path))["request_id"]) == ["0", "1", "2"]
+
+    def test_flushes_append_to_one_file_until_it_is_published(self, tmp_path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        log = PredictionLog(str(tmp_path), flush_interval_s=3600)
+        for i in range(3):  # three drains of the queue, as the writer thread does
+            log.log(record(f"r{i}"))
+            with log._write_lock:
+                log._append()
+        assert read_log(str(tmp_path)).empty  # nothing published yet
+        log.flush()
+
+        (part,) = parts(str(tmp_path))
+        assert pq.ParquetFile(tmp_path / part).metadata.num_row_groups == 3
+        assert list(read_log(str(tmp_path))["request_id"]) == ["r0", "r1", "r2"]
 
     def test_a_failed_write_is_logged_and_counted_not_raised(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
