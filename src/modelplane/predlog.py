@@ -20,7 +20,7 @@ Columns of a file: ``request_id``, ``time`` (timestamp[us, UTC]), ``version``, `
 ``latency_ms``, ``status``, ``inputs`` and ``outputs`` (structs with one field per tensor, each a
 typed list nested as deep as the tensor's rank: a ``(n, 20)`` FP64 input is
 ``list<list<double>>``; NaN kept; BYTES as text; values Arrow cannot hold, such as mixed
-Python objects, as JSON text in a field marked ``modelplane.encoding=json``; a file holds one
+Python objects, as JSON text in a field of type ``large_string``; a file holds one
 layout, so tensors of another dtype or rank go to a file of their own; files written before
 issue 13 hold JSON text instead, and :func:`read_log` reads both), ``experiment`` and
 ``variant`` (the experiment or rollout that routed the request and its arm; null otherwise, and
@@ -30,6 +30,7 @@ and the experiment report use to join labels by ``request_id``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -37,6 +38,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -164,7 +166,7 @@ class PredictionLog:
 
     @property
     def written(self) -> int:
-        """Records written to Parquet so far."""
+        """Records in published (closed) Parquet files so far."""
         return self._written
 
     @property
@@ -173,7 +175,7 @@ class PredictionLog:
 
     @property
     def pending(self) -> int:
-        """Records queued and not yet written."""
+        """Records still queued (not yet in a file)."""
         return len(self._queue)
 
     # -- the writer -------------------------------------------------------------------------
@@ -214,8 +216,8 @@ class PredictionLog:
             try:
                 with self._write_lock:
                     self._append()
-                    self._close_parts(time.monotonic() - self._flush_interval_s)
-                    _release_arrow_memory()
+                    if self._close_parts(time.monotonic() - self._flush_interval_s):
+                        _release_arrow_memory()  # once per published file, not per drain
             except Exception:  # the writes already guard; this keeps the thread alive regardless
                 logger.exception("prediction log writer failed")
         self.flush()
@@ -225,35 +227,45 @@ class PredictionLog:
         batch = [self._queue.popleft() for _ in range(len(self._queue))]
         groups: dict[tuple[str, date, Any], list[PredictionRecord]] = {}
         for record in batch:
-            if record.time.tzinfo is not UTC:  # normalised once, here: the day and the column
-                record.time = _utc(record.time)
-            key = (record.model, record.time.date(), _layout(record))
+            try:
+                if record.time.tzinfo is not UTC:  # normalised once: the day and the column
+                    record.time = _utc(record.time)
+                key = (record.model, record.time.date(), _layout(record))
+            except Exception:  # not what PredictionRecord promises (an input that is no array)
+                self._failed(1, f"{self._root} (a record that cannot be logged)")
+                continue
             groups.setdefault(key, []).append(record)
         for key, records in groups.items():
             model, day, _ = key
             folder = f"{self._root}/model={quote(model, safe='')}/date={day.isoformat()}"
-            try:
-                for start in range(0, len(records), SLICE_ROWS):
-                    table = _to_table(records[start : start + SLICE_ROWS])
+            for start in range(0, len(records), SLICE_ROWS):
+                chunk = records[start : start + SLICE_ROWS]
+                try:
+                    table = _to_table(chunk)
+                except Exception:  # these records cannot be encoded: only they are lost
+                    self._failed(len(chunk), folder)
+                    continue
+                try:
                     part = self._parts.get(key)
-                    if part is not None and part.schema != table.schema:
-                        self._close_part(key)  # (text in one slice, JSON in another)
+                    if part is not None and not part.schema.equals(table.schema):
+                        self._close_part(key)  # (another offset width, say)
                         part = None
                     if part is None:
                         part = self._parts[key] = _Part.open(self._fs, folder, table.schema)
                     part.writer.write_table(table)
                     part.rows += table.num_rows
-            except Exception:
-                part = self._parts.pop(key, None)
-                lost = len(records) + (part.abort() if part is not None else 0)
-                self._failed(lost, folder)
+                except Exception:  # the file is broken: its records and this slice are lost
+                    failed = self._parts.pop(key, None)
+                    self._failed(len(chunk) + (failed.abort() if failed else 0), folder)
 
-    def _close_parts(self, opened_before: float | None) -> None:
-        """Close (publish) the open files, or those opened before ``opened_before``."""
-        for key in [
+    def _close_parts(self, opened_before: float | None) -> int:
+        """Close (publish) the open files, or those opened before ``opened_before``; how many."""
+        keys = [
             k for k, p in self._parts.items() if opened_before is None or p.opened < opened_before
-        ]:
+        ]
+        for key in keys:
             self._close_part(key)
+        return len(keys)
 
     def _close_part(self, key: tuple[str, date, Any]) -> None:
         part = self._parts.pop(key)
@@ -281,7 +293,7 @@ class _Part:
         self.fs = fs
         self.folder = folder
         self.final = f"{folder}/{name}"
-        self.path = f"{folder}/_{name}.tmp" if _is_local(fs) else self.final
+        self.path = self.final if _publishes_on_close(fs) else f"{folder}/_{name}.tmp"
         self.schema = schema
         self.opened = time.monotonic()
         self.rows = 0
@@ -296,6 +308,8 @@ class _Part:
             )
         except Exception:
             self.fh.close()
+            with contextlib.suppress(Exception):
+                fs.rm(self.path)
             raise
 
     @classmethod
@@ -386,10 +400,16 @@ def _utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-def _is_local(fs: Any) -> bool:
+#: Object stores: a file appears only when its upload completes, so it is written in place. On
+#: any other file system (local, memory://, sftp…) a file is visible while written: it is
+#: written under a ``_``-prefixed name readers skip, then renamed.
+_OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl"})
+
+
+def _publishes_on_close(fs: Any) -> bool:
     protocol = fs.protocol
     protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
-    return "file" in protocols or "local" in protocols
+    return any(p in _OBJECT_STORES for p in protocols)
 
 
 def _json_default(obj: Any) -> Any:
@@ -412,10 +432,18 @@ def _layout(record: PredictionRecord) -> tuple[Any, ...]:
     """What must match for records to share a file: each tensor's name, dtype and rank."""
     # Lists of tuples, not generators: this runs once per record (~1.5 us of ~9 per record).
     return (
-        *[(n, a.dtype, a.ndim) for n, a in record.inputs.items()],
+        *[(n, _dtype_key(a.dtype), a.ndim) for n, a in record.inputs.items()],
         None,
-        *[(n, a.dtype, a.ndim) for n, a in record.outputs.items()],
+        *[(n, _dtype_key(a.dtype), a.ndim) for n, a in record.outputs.items()],
     )
+
+
+def _dtype_key(dtype: np.dtype[Any]) -> Any:
+    """What of a dtype decides its Arrow type: text of any width is text (``<U3`` and ``<U5``
+    share a file), byte order does not matter (values are made native)."""
+    if dtype.kind in "US":
+        return dtype.kind
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
 
 
 _SCALAR_COLUMNS = (
@@ -472,16 +500,14 @@ def _tensors(dicts: list[dict[str, np.ndarray[Any, Any]]]) -> Any:
     for name in names:
         arrays = [d[name] for d in dicts]
         child = _tensor_column(arrays)
-        if child is None:  # values Arrow cannot hold as they are: JSON text, marked
-            child = pa.array([_dumps(a) for a in arrays], pa.string())
-            fields.append(pa.field(name, pa.string(), metadata={_ENCODING: b"json"}))
+        if child is None:  # values Arrow cannot hold as they are: JSON text, as large_string
+            # (its own physical type: text values are plain string, and schemas compare types)
+            child = pa.array([_dumps(a) for a in arrays], pa.large_string())
+            fields.append(pa.field(name, pa.large_string()))
         else:
             fields.append(pa.field(name, child.type))
         children.append(child)
     return pa.StructArray.from_arrays(children, fields=fields)
-
-
-_ENCODING = b"modelplane.encoding"
 
 
 def _tensor_column(arrays: list[np.ndarray[Any, Any]]) -> Any:
@@ -505,7 +531,11 @@ def _tensor_column(arrays: list[np.ndarray[Any, Any]]) -> Any:
         for level in range(len(trailing) - 1, -1, -1):  # innermost first: evenly spaced offsets
             lists = count * int(np.prod(trailing[:level], dtype=np.int64))
             size = int(trailing[level])
-            values = _list(np.arange(0, lists * size + 1, size, dtype=np.int64), values)
+            if size:
+                offsets = np.arange(0, lists * size + 1, size, dtype=np.int64)
+            else:  # a (n, 0) tensor: every list is empty
+                offsets = np.zeros(lists + 1, np.int64)
+            values = _list(offsets, values)
         return _list(np.concatenate(([0], np.cumsum(outer_rows))), values)
     flat = np.concatenate([a.reshape(-1) for a in arrays])
     values = _values(flat)
@@ -522,14 +552,18 @@ def _tensor_column(arrays: list[np.ndarray[Any, Any]]) -> Any:
 def _list(offsets: np.ndarray[Any, Any], values: Any) -> Any:
     import pyarrow as pa
 
-    # int32 offsets: a slice holds < 2**31 values of one tensor (SLICE_ROWS records of < 4M).
-    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
+    if int(offsets[-1]) < 2**31:
+        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
+    # A slice of very large tensors: 64-bit offsets (its file is then one of its own type).
+    return pa.LargeListArray.from_arrays(pa.array(offsets.astype(np.int64)), values)
 
 
 def _values(flat: np.ndarray[Any, Any]) -> Any:
     """The innermost values: numbers and booleans as they are; text and bytes as text."""
     import pyarrow as pa
 
+    if not flat.dtype.isnative:
+        flat = flat.astype(flat.dtype.newbyteorder("="))
     if flat.dtype == np.float16:  # Parquet's float16 is too new for many readers
         flat = flat.astype(np.float32)
     if flat.dtype.kind in "biuf":
@@ -562,7 +596,6 @@ def read_log(location: str, model: str | None = None, *, decode: bool = True) ->
     import pandas as pd
     import pyarrow as pa
     import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
 
     fs, base = fsspec.core.url_to_fs(location.rstrip("/"))
     base = base.rstrip("/")
@@ -574,13 +607,19 @@ def read_log(location: str, model: str | None = None, *, decode: bool = True) ->
         pa.schema([("model", pa.string()), ("date", pa.string())]), flavor="hive"
     )
     by_schema: dict[Any, list[str]] = {}
-    for path in files:  # one dataset per file layout (tensor columns differ between models)
-        with fs.open(path, "rb") as fh:
-            schema = pq.read_schema(fh)
+    # One dataset per file layout (tensor columns differ between models); the footers are read
+    # a few at a time (on an object store each is a request).
+    with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
+        schemas = list(pool.map(lambda path: _schema_of(fs, path), files))
+    for path, schema in zip(files, schemas, strict=True):
+        if schema is None:
+            continue
         for name, kind in (("experiment", pa.string()), ("variant", pa.string())):
             if schema.get_field_index(name) < 0:  # files from before experiments existed
                 schema = schema.append(pa.field(name, kind))
         by_schema.setdefault(schema, []).append(path)
+    if not by_schema:
+        return pd.DataFrame({name: pd.Series([], dtype=object) for name in COLUMNS})
     frames = []
     for schema, paths in by_schema.items():
         dataset = ds.dataset(
@@ -605,6 +644,19 @@ def read_log(location: str, model: str | None = None, *, decode: bool = True) ->
     return result
 
 
+def _schema_of(fs: Any, path: str) -> Any:
+    """A file's schema, or None (with a warning) when its footer cannot be read: a file another
+    program left half-written, say; the log's own files are published only once complete."""
+    import pyarrow.parquet as pq
+
+    try:
+        with fs.open(path, "rb") as fh:
+            return pq.read_schema(fh)
+    except Exception as exc:
+        logger.warning("prediction log: skipping %s, not a readable Parquet file: %s", path, exc)
+        return None
+
+
 def _decode_column(column: Any, decode: bool) -> list[Any]:
     """A tensor column as dicts of nested lists (``decode``) or as JSON text."""
     import pyarrow as pa
@@ -618,7 +670,7 @@ def _decode_column(column: Any, decode: bool) -> list[Any]:
         child = pa.chunked_array(
             [chunk.field(field.name) for chunk in column.chunks], type=field.type
         ).to_pylist()
-        if field.metadata and field.metadata.get(_ENCODING) == b"json":
+        if pa.types.is_large_string(field.type):  # the JSON fallback
             child = [orjson.loads(t) for t in child]
         parts.append(child)
     rows = [dict(zip(names, values, strict=True)) for values in zip(*parts, strict=True)]

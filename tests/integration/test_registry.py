@@ -470,7 +470,7 @@ def _first_use(url: str, home: str) -> str:
 def test_concurrent_first_use_of_an_empty_database_migrates_once(
     any_db_url: str, home: Path
 ) -> None:
-    from modelplane.db.migrate import HEAD
+    from modelplane.bootstrap import HEAD
 
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(3) as pool:

@@ -249,6 +249,68 @@ class TestWriting:
         assert frame["experiment"].isna().all()
         assert list(read_log(str(tmp_path), decode=False)["outputs"]) == ['{"y":[0]}', '{"y":[1]}']
 
+    def test_tensors_with_an_empty_dimension_are_logged(self, tmp_path: Path) -> None:
+        log = PredictionLog(str(tmp_path))
+        log.log(record("a", inputs={"x": np.zeros((2, 0)), "y": np.zeros((1, 0, 3))}))
+        log.flush()
+
+        assert log.written == 1
+        assert read_log(str(tmp_path))["inputs"][0] == {"x": [[], []], "y": [[]]}
+
+    def test_text_and_json_values_of_one_scalar_tensor_never_share_a_file(
+        self, tmp_path: Path
+    ) -> None:
+        log = PredictionLog(str(tmp_path))
+        log.log(record("a", inputs={"s": np.array("abc", object)}))
+        log.log(record("b", inputs={"s": np.array(None, object)}))  # not text: JSON
+        log.flush()
+
+        frame = read_log(str(tmp_path))
+        assert list(frame["inputs"]) == [{"s": "abc"}, {"s": None}]
+
+    def test_a_record_that_cannot_be_encoded_loses_only_its_slice(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(predlog, "SLICE_ROWS", 2)
+        drops: list[int] = []
+        log = PredictionLog(str(tmp_path), on_drop=drops.append)
+        log.log(record("ok1"))
+        log.log(record("ok2"))
+        with log._write_lock:
+            log._append()  # r-ok1, r-ok2 in the open file
+        bad = {"x": np.array([[1 + 2j]])}  # complex: neither Arrow nor JSON holds it
+        for name in ("ok3", "bad", "ok4", "ok5"):
+            log.log(record(name, inputs=bad if name == "bad" else None))
+        log.flush()
+
+        logged = sorted(read_log(str(tmp_path))["request_id"])
+        assert logged == ["ok1", "ok2", "ok3", "ok4", "ok5"]  # the open file kept its records
+        assert log.written == 5
+        assert drops == [1]  # "bad" alone: it has a layout (complex) of its own
+        assert log.write_errors == 1
+
+    def test_a_memory_url_shows_no_file_before_it_is_published(self, memory_url: str) -> None:
+        log = PredictionLog(memory_url, flush_interval_s=3600)
+        log.log(record("a"))
+        with log._write_lock:
+            log._append()  # an open file now
+
+        assert read_log(memory_url).empty  # readers skip it; reading it does not break it
+        log.flush()
+        assert list(read_log(memory_url)["request_id"]) == ["a"]
+
+    def test_a_file_that_is_not_parquet_is_skipped_with_a_warning(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        log = PredictionLog(str(tmp_path))
+        log.log(record("a"))
+        log.flush()
+        folder = tmp_path / "model=fraud" / "date=2024-05-01"
+        (folder / "part-broken.parquet").write_bytes(b"not parquet")
+
+        assert list(read_log(str(tmp_path))["request_id"]) == ["a"]
+        assert "part-broken.parquet" in caplog.text
+
     def test_read_log_of_an_empty_location_is_an_empty_frame(self, tmp_path: Path) -> None:
         df = read_log(str(tmp_path / "nothing"))
         assert df.empty

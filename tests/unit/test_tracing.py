@@ -169,9 +169,12 @@ class TestAccessLog:
             "cached": True,
         }
 
-    def test_lines_are_buffered_and_written_together_on_flush(self) -> None:
+    def test_lines_are_buffered_and_written_together_on_flush(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         stream = io.StringIO()
         configure_access_log(stream)
+        monkeypatch.setattr(accesslog, "FLUSH_S", 3600.0)  # no timer fires on a slow machine
 
         async def three_requests() -> list[str]:
             for i in range(3):
@@ -226,6 +229,19 @@ class TestAccessLog:
 
         assert [r.msg["request_id"] for r in seen] == ["r1"]  # type: ignore[index]
         assert orjson.loads(stream.getvalue())["request_id"] == "r1"  # and ours still writes
+
+    def test_logging_shutdown_writes_what_is_buffered(self) -> None:
+        stream = io.StringIO()
+        logger = configure_access_log(stream)
+
+        async def one() -> None:
+            log_request(request_id="s", method="GET", path="/v2", model=None, version=None,
+                        status=200, latency_ms=0.1)  # fmt: skip
+
+        asyncio.run(one())
+        for handler in logger.handlers:
+            handler.flush()  # what logging.shutdown and dictConfig do
+        assert orjson.loads(stream.getvalue())["request_id"] == "s"
 
     def test_nothing_is_written_when_disabled(self) -> None:
         stream = io.StringIO()

@@ -259,6 +259,8 @@ class TestSourcesAndShapes:
             ("accuracy", [0], 1.0, None, 0.0),
             ("accuracy", 1, None, 0.5, None),
             ("accuracy", [0.2, 0.8], 1.0, None, None),
+            ("accuracy", [float("nan")], 1.0, None, None),  # the log keeps NaN: no value
+            ("accuracy", None, 1.0, None, None),  # older logs wrote NaN as null
             ("reward", None, None, 0.25, 0.25),
             ("reward", 1, 1.0, None, None),
         ],

@@ -35,6 +35,8 @@ def outcome_of(
         prediction = prediction[0]
     if isinstance(prediction, list | dict):
         return None  # a vector per row (probabilities): not comparable with a label
+    if isinstance(prediction, float) and not math.isfinite(prediction):
+        return None  # NaN (kept by the prediction log since issue 13; older files said null)
     try:
         return 1.0 if float(prediction) == float(label) else 0.0
     except (TypeError, ValueError):
