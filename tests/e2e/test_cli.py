@@ -449,6 +449,19 @@ class TestEvents:
         page = as_json(cli("events", "list", "--json", "--type", "ModelRegistered"))
         assert [e["aggregate_id"] for e in page["events"]] == ["fraud", "churn"]
 
+    def test_events_replay_rebuilds_a_projection(self, cli: Cli, skops_file: Path) -> None:
+        register(cli, skops_file)
+        out = as_json(cli("events", "replay", "--projection", "model-timeline", "--json"))
+        assert out == {"projection": "model-timeline", "events": 2}
+        assert (
+            "rebuilt model-timeline from 2 events"
+            in ok(cli("events", "replay", "--projection", "model-timeline")).stdout
+        )
+
+    def test_events_replay_of_an_unknown_projection_exits_2(self, cli: Cli) -> None:
+        line = one_line_error(cli("events", "replay", "--projection", "nope"))
+        assert "no projection 'nope' (known: model-timeline)" in line
+
     def test_events_page_with_the_cursor(self, cli: Cli, skops_file: Path) -> None:
         register(cli, skops_file)
         first = as_json(cli("events", "list", "--json", "--limit", "1"))

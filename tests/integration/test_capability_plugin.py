@@ -165,7 +165,7 @@ def test_a_capability_declared_elsewhere_plugs_in(
     settings = Settings(home=home, db_url=any_db_url)
     platform = bootstrap(settings, capabilities=wired, raise_on_event_error=True)
     try:
-        assert migrate.current_revision(platform.engine) == "0004 events_0001 toy_0001"
+        assert migrate.current_revision(platform.engine) == "0004 events_0002 toy_0001"
         assert platform.bus.handle(NameToy("rex")).name == "rex"
         platform.bus.handle(rc.RegisterModel(name="fraud"))  # the others still work beside it
         assert platform.views["toys"].names() == ["rex"]
@@ -195,7 +195,7 @@ def test_a_capability_added_to_a_migrated_database_brings_its_tables(
         schema = compose(wired).schema
         platform = bootstrap(settings, capabilities=wired, migrate=False)
         try:
-            needs = "needs 0004 events_0001 toy_0001: run 'modelplane db "
+            needs = "needs 0004 events_0002 toy_0001: run 'modelplane db "
             with pytest.raises(Unavailable, match=needs):
                 migrate.ensure_schema(platform.engine, schema)
             migrate.upgrade(platform.engine, schema=schema)
@@ -203,7 +203,7 @@ def test_a_capability_added_to_a_migrated_database_brings_its_tables(
             platform.close()
     platform = bootstrap(settings, capabilities=wired, raise_on_event_error=True)
     try:
-        assert migrate.current_revision(platform.engine) == "0004 events_0001 toy_0001"
+        assert migrate.current_revision(platform.engine) == "0004 events_0002 toy_0001"
         platform.bus.handle(NameToy("rex"))
         assert platform.views["toys"].names() == ["rex"]
     finally:
@@ -217,4 +217,4 @@ def test_the_declared_head_is_the_folders_head(toys: Toys) -> None:
 
     schema = compose((*CAPABILITIES, toys.capability)).schema
     scripts = ScriptDirectory.from_config(migrate.alembic_config(schema))
-    assert set(scripts.get_heads()) == schema.heads == {"0004", "events_0001", "toy_0001"}
+    assert set(scripts.get_heads()) == schema.heads == {"0004", "events_0002", "toy_0001"}

@@ -223,3 +223,50 @@ class TestConsumers:
         with platform.engine.connect() as conn:
             assert list(conn.execute(select(effects.c.event_id))) == []
         assert bus.lag("picky") == 0
+
+
+class TestProjections:
+    def test_a_rebuilt_timeline_equals_the_live_one_after_random_commands(
+        self, platform: Platform
+    ) -> None:
+        import random
+
+        from modelplane.events.projections import MODEL_TIMELINE, replay, timeline
+
+        rng = random.Random(13)
+        models = ["fraud", "churn", "spam"]
+        versions: dict[str, int] = {}
+        for step in range(60):
+            model = rng.choice(models)
+            kind = rng.choice(["version", "version", "alias", "tag", "untag", "archive"])
+            try:
+                if kind == "version":
+                    platform.bus.handle(rc.RegisterVersion(
+                        model=model, flavor="sklearn", digest=f"{step:064x}", size=1,
+                        artifact_name="model.skops"))  # fmt: skip
+                    versions[model] = versions.get(model, 0) + 1
+                elif kind == "alias" and versions.get(model):
+                    v = rng.randint(1, versions[model])
+                    platform.bus.handle(rc.SetAlias(model=model, alias="champion", version=v))
+                elif kind == "tag":
+                    platform.bus.handle(rc.SetTag(model=model, key="team", value=f"t{step}"))
+                elif kind == "untag":
+                    platform.bus.handle(rc.DeleteTag(model=model, key="team"))
+                elif kind == "archive" and versions.get(model):
+                    v = rng.randint(1, versions[model])
+                    platform.bus.handle(rc.ArchiveVersion(model=model, version=v))
+            except Exception:  # refused (no such model, tag or version state): no event
+                continue
+
+        bus = MemoryBus()
+        relay = Relay(platform.engine, bus)
+        relay.drain()
+        while consume_once(platform.engine, bus, MODEL_TIMELINE.consumer, max_messages=7):
+            relay.drain()
+        live = {m: timeline(platform.engine, m) for m in models}
+        assert sum(len(v) for v in live.values()) == len(event_ids(platform))
+
+        assert replay(platform.engine, MODEL_TIMELINE, batch=9) == len(event_ids(platform))
+        assert {m: timeline(platform.engine, m) for m in models} == live
+        fraud_types = [row["type"] for row in live["fraud"]]
+        assert fraud_types[0] in {"ModelRegistered", "ModelVersionRegistered"}

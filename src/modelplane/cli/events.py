@@ -1,4 +1,5 @@
-"""``modelplane events list``: the event log, oldest first, in the order events were committed."""
+"""``modelplane events list|replay``: the event log, oldest first, in the order events were
+committed; rebuilding a projection from it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from modelplane.cli.context import CursorOpt, JsonOpt, LimitOpt, state
-from modelplane.cli.output import fmt_time, print_json, print_table
+from modelplane.cli.output import fmt_time, print_json, print_table, say
 
 __all__ = ["app"]
 
@@ -76,3 +77,36 @@ def _summary(payload: dict[str, Any], aggregate_id: str) -> str:
             text = json.dumps(value, separators=(",", ":"), default=str)
         parts.append(f"{key}={text}")
     return " ".join(parts)
+
+
+@app.command("replay")
+def replay(
+    ctx: typer.Context,
+    projection: Annotated[
+        str, typer.Option(help="The projection to rebuild from the whole event history.")
+    ],
+    json_out: JsonOpt = False,
+) -> None:
+    """Rebuild a projection (a read model built from events) from zero.
+
+    Example: modelplane events replay --projection model-timeline
+    """
+    from modelplane.bootstrap import bootstrap
+    from modelplane.errors import InvalidInput
+    from modelplane.events.projections import PROJECTIONS
+    from modelplane.events.projections import replay as run_replay
+
+    chosen = PROJECTIONS.get(projection)
+    if chosen is None:
+        known = ", ".join(sorted(PROJECTIONS))
+        raise InvalidInput(f"no projection {projection!r} (known: {known})", field="projection")
+    st = state(ctx)
+    platform = bootstrap(st.settings())
+    try:
+        read = run_replay(platform.engine, chosen)
+    finally:
+        platform.close()
+    if st.wants_json(json_out):
+        print_json({"projection": projection, "events": read})
+        return
+    say(f"rebuilt {projection} from {read} events")

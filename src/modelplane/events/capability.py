@@ -9,15 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelplane.core.capability import Capability, Migrations
-from modelplane.events.tables import event_relays, processed_events
+from modelplane.events.tables import event_relays, model_timeline, processed_events
 from modelplane.events.views import EventViews
 
 __all__ = ["CAPABILITY"]
 
 CAPABILITY = Capability(
     name="events",
-    tables=(event_relays, processed_events),
-    migrations=Migrations(folder=Path(__file__).parent / "migrations", head="events_0001"),
+    tables=(event_relays, processed_events, model_timeline),
+    migrations=Migrations(folder=Path(__file__).parent / "migrations", head="events_0002"),
     views={"events": EventViews},
     router="modelplane.api.routes_events:router",
     cli={"events": "modelplane.cli.events:app"},

@@ -7,15 +7,17 @@
 * ``processed_events`` — ``(consumer, event_id)`` for every event a consumer handled, written
   in the same transaction as the consumer's effect: a redelivered event finds its row and is
   acknowledged without a second effect.
+* ``model_timeline`` — the model timeline projection (:mod:`modelplane.events.projections`): one
+  row per event about a model, rebuildable from the event history.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, PrimaryKeyConstraint, String, Table
+from sqlalchemy import JSON, BigInteger, Column, Index, PrimaryKeyConstraint, String, Table
 
 from modelplane.db.tables import Timestamp, metadata
 
-__all__ = ["event_relays", "processed_events"]
+__all__ = ["event_relays", "model_timeline", "processed_events"]
 
 event_relays = Table(
     "event_relays",
@@ -34,4 +36,18 @@ processed_events = Table(
     Column("event_id", String(36), nullable=False),
     Column("processed_at", Timestamp, nullable=False),
     PrimaryKeyConstraint("consumer", "event_id"),
+)
+
+model_timeline = Table(
+    "model_timeline",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("position", BigInteger, nullable=False),  # the events row's id: the global order
+    Column("model", String(255), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("subject", String(300), nullable=False),  # model:fraud, rollout:fraud#3, …
+    Column("version", BigInteger, nullable=True),
+    Column("detail", JSON, nullable=False),
+    Column("occurred_at", Timestamp, nullable=False),
+    Index("ix_model_timeline_model_position", "model", "position"),
 )
