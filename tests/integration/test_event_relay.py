@@ -270,3 +270,29 @@ class TestProjections:
         assert {m: timeline(platform.engine, m) for m in models} == live
         fraud_types = [row["type"] for row in live["fraud"]]
         assert fraud_types[0] in {"ModelRegistered", "ModelVersionRegistered"}
+
+
+class TestWorker:
+    def test_run_worker_publishes_projects_and_releases_its_lease(self, platform: Platform) -> None:
+        import threading
+
+        from modelplane.events.projections import MODEL_TIMELINE, timeline
+        from modelplane.events.tables import event_relays
+        from modelplane.events.worker import WorkerStats, run_worker
+
+        register(platform, "a", "b")
+        stop = threading.Event()
+        relay = Relay(platform.engine, MemoryBus())
+
+        def on_turn(stats: WorkerStats) -> None:
+            if stats.handled[MODEL_TIMELINE.name] == 2:
+                stop.set()
+
+        stats = run_worker(
+            platform.engine, relay.bus, relay=relay, consumers=[MODEL_TIMELINE.consumer],
+            stop=stop, poll_s=0.01, on_turn=on_turn,
+        )  # fmt: skip
+        assert stats.published == 2
+        assert [len(timeline(platform.engine, m)) for m in ("a", "b")] == [1, 1]
+        with platform.engine.connect() as conn:
+            assert conn.execute(event_relays.select()).mappings().one()["holder"] is None

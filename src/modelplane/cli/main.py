@@ -22,7 +22,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from modelplane.cli import artifacts, db, gate, serve
+from modelplane.cli import artifacts, db, gate, serve, worker
 from modelplane.cli.context import JsonOpt, State, state
 from modelplane.cli.output import error_line, print_json, say
 from modelplane.errors import ModelplaneError
@@ -181,6 +181,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(artifacts.app, name="artifacts")
 app.command("serve")(serve.serve)
 app.command("gate")(gate.gate)
+app.command("worker")(worker.worker)
 
 
 def _version_text() -> str:
