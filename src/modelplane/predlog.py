@@ -446,14 +446,6 @@ def _dtype_key(dtype: np.dtype[Any]) -> Any:
     return dtype if dtype.isnative else dtype.newbyteorder("=")
 
 
-_SCALAR_COLUMNS = (
-    ("request_id", "string"),
-    ("unit_id", "string"),
-    ("experiment", "string"),
-    ("variant", "string"),
-)
-
-
 def _to_table(records: list[PredictionRecord]) -> Any:
     """One Arrow table of records that share a :func:`_layout`.
 
@@ -467,22 +459,18 @@ def _to_table(records: list[PredictionRecord]) -> Any:
     """
     import pyarrow as pa
 
-    columns: dict[str, Any] = {
-        name: pa.array([getattr(r, name) for r in records], pa.string())
-        for name, _ in _SCALAR_COLUMNS
-    }
     return pa.table(
         {
-            "request_id": columns["request_id"],
+            "request_id": pa.array([r.request_id for r in records], pa.string()),
             "time": pa.array([r.time for r in records], pa.timestamp("us", tz="UTC")),
             "version": pa.array([r.version for r in records], pa.int64()),
-            "unit_id": columns["unit_id"],
+            "unit_id": pa.array([r.unit_id for r in records], pa.string()),
             "latency_ms": pa.array([r.latency_ms for r in records], pa.float64()),
             "status": pa.array([r.status for r in records], pa.int32()),
             "inputs": _tensors([r.inputs for r in records]),
             "outputs": _tensors([r.outputs for r in records]),
-            "experiment": columns["experiment"],
-            "variant": columns["variant"],
+            "experiment": pa.array([r.experiment for r in records], pa.string()),
+            "variant": pa.array([r.variant for r in records], pa.string()),
         }
     )
 
@@ -521,12 +509,12 @@ def _tensor_column(arrays: list[np.ndarray[Any, Any]]) -> Any:
         flat: np.ndarray[Any, Any] = np.array([a.item() for a in arrays], dtype=first.dtype)
         return _values(flat)
     trailing = first.shape[1:]
-    if all(a.shape[1:] == trailing for a in arrays):
-        flat = np.concatenate(arrays).reshape(-1)
+    uniform = all(a.shape[1:] == trailing for a in arrays)
+    values = _values(np.concatenate(arrays if uniform else [a.reshape(-1) for a in arrays]).ravel())
+    if values is None:
+        return None
+    if uniform:
         outer_rows = np.fromiter((a.shape[0] for a in arrays), np.int64, len(arrays))
-        values = _values(flat)
-        if values is None:
-            return None
         count = int(outer_rows.sum())
         for level in range(len(trailing) - 1, -1, -1):  # innermost first: evenly spaced offsets
             lists = count * int(np.prod(trailing[:level], dtype=np.int64))
@@ -537,10 +525,6 @@ def _tensor_column(arrays: list[np.ndarray[Any, Any]]) -> Any:
                 offsets = np.zeros(lists + 1, np.int64)
             values = _list(offsets, values)
         return _list(np.concatenate(([0], np.cumsum(outer_rows))), values)
-    flat = np.concatenate([a.reshape(-1) for a in arrays])
-    values = _values(flat)
-    if values is None:
-        return None
     for level in range(first.ndim - 1, -1, -1):  # ragged: each record's sizes at each level
         sizes = np.concatenate(
             [np.full(int(np.prod(a.shape[:level], dtype=np.int64)), a.shape[level]) for a in arrays]
@@ -614,9 +598,9 @@ def read_log(location: str, model: str | None = None, *, decode: bool = True) ->
     for path, schema in zip(files, schemas, strict=True):
         if schema is None:
             continue
-        for name, kind in (("experiment", pa.string()), ("variant", pa.string())):
+        for name in ("experiment", "variant"):
             if schema.get_field_index(name) < 0:  # files from before experiments existed
-                schema = schema.append(pa.field(name, kind))
+                schema = schema.append(pa.field(name, pa.string()))
         by_schema.setdefault(schema, []).append(path)
     if not by_schema:
         return pd.DataFrame({name: pd.Series([], dtype=object) for name in COLUMNS})

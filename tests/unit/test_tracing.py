@@ -191,15 +191,27 @@ class TestAccessLog:
     def test_the_buffer_is_written_by_its_timer_and_when_full(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        stream = io.StringIO()
+        class Signalling(io.StringIO):
+            """A stream that says when it is written to (the test waits on that, not a time)."""
+
+            written: asyncio.Event | None = None
+
+            def write(self, text: str) -> int:
+                n = super().write(text)
+                if self.written is not None:
+                    self.written.set()
+                return n
+
+        stream = Signalling()
         configure_access_log(stream)
         monkeypatch.setattr(accesslog, "FLUSH_S", 0.0)
 
         async def one_request_then_a_turn() -> str:
+            stream.written = asyncio.Event()
             log_request(request_id="t", method="GET", path="/v2", model=None, version=None,
                         status=200, latency_ms=0.1)  # fmt: skip
-            while not stream.getvalue():  # the timer fires on a later turn; no sleep decides
-                await asyncio.sleep(0)
+            await asyncio.wait_for(stream.written.wait(), 60)  # the timer fired
+            stream.written = None
             return stream.getvalue()
 
         assert orjson.loads(asyncio.run(one_request_then_a_turn()))["request_id"] == "t"

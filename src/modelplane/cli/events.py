@@ -91,7 +91,6 @@ def replay(
 
     Example: modelplane events replay --projection model-timeline
     """
-    from modelplane.bootstrap import bootstrap
     from modelplane.errors import InvalidInput
     from modelplane.events.projections import PROJECTIONS
     from modelplane.events.projections import replay as run_replay
@@ -101,11 +100,7 @@ def replay(
         known = ", ".join(sorted(PROJECTIONS))
         raise InvalidInput(f"no projection {projection!r} (known: {known})", field="projection")
     st = state(ctx)
-    platform = bootstrap(st.settings())
-    try:
-        read = run_replay(platform.engine, chosen)
-    finally:
-        platform.close()
+    read = run_replay(st.client().platform.engine, chosen)
     if st.wants_json(json_out):
         print_json({"projection": projection, "events": read})
         return

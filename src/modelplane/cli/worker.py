@@ -34,7 +34,6 @@ def worker(
 
     The bus is in process (memory://): one worker runs every part. Example: modelplane worker
     """
-    from modelplane.bootstrap import bootstrap
     from modelplane.errors import InvalidInput
     from modelplane.events.bus import MemoryBus
     from modelplane.events.projections import PROJECTIONS
@@ -51,25 +50,22 @@ def worker(
             field="only",
         )
     st = state(ctx)
-    platform = bootstrap(st.settings())
+    engine = st.client().platform.engine  # closed with the command
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
     }
     bus = MemoryBus()
     try:
-        relay = Relay(platform.engine, bus) if RELAY in parts else None
+        relay = Relay(engine, bus) if RELAY in parts else None
         consumers = [PROJECTIONS[p].consumer for p in parts if p in PROJECTIONS]
         if not st.wants_json(json_out):
             say(f"worker running: {', '.join(parts)} (bus memory://); SIGTERM stops it")
-        stats = run_worker(
-            platform.engine, bus, relay=relay, consumers=consumers, stop=stop, poll_s=poll_s
-        )
+        stats = run_worker(engine, bus, relay=relay, consumers=consumers, stop=stop, poll_s=poll_s)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         bus.close()
-        platform.close()
     if st.wants_json(json_out):
         print_json({"published": stats.published, "handled": stats.handled})
         return

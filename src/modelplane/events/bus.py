@@ -138,7 +138,6 @@ class _Entry:
     """One message's state in one group (absent: not yet delivered)."""
 
     attempt: int = 0  # deliveries so far
-    consumer: str | None = None  # holding it now (delivered, not acked, not failed)
     due: float = 0.0  # in flight: its ack deadline; waiting: when it may be delivered again
 
 
@@ -147,8 +146,7 @@ class _Group:
     low: int = 0  # every offset below is finished (acked or dead)
     entries: dict[int, _Entry] = field(default_factory=dict)  # delivered and unfinished
     finished: set[int] = field(default_factory=set)  # finished offsets at or above ``low``
-    dead: dict[str, DeadLetter] = field(default_factory=dict)
-    dead_offsets: dict[str, int] = field(default_factory=dict)
+    dead: dict[str, tuple[DeadLetter, int]] = field(default_factory=dict)  # id → (it, offset)
     redriven: list[int] = field(default_factory=list)  # dead offsets sent back, oldest first
 
 
@@ -189,13 +187,15 @@ class MemoryBus:
         deadline = time.monotonic() + wait_s
         with self._lock:
             while True:
-                out = self._take(self._groups.setdefault(group, _Group()), consumer, max_messages)
+                out = self._take(self._groups.setdefault(group, _Group()), max_messages)
                 remaining = deadline - time.monotonic()
                 if out or remaining <= 0 or self._closed:
                     return out
                 self._lock.wait(remaining)
 
-    def _take(self, g: _Group, consumer: str, limit: int) -> list[Delivery]:
+    def _take(self, g: _Group, limit: int) -> list[Delivery]:
+        """The next deliveries (the consumer's name matters to back ends that track who holds
+        a message; here an unacked delivery simply comes again after its timeout)."""
         now = self._clock()
         out: list[Delivery] = []
         blocked: set[str] = set()  # keys with an earlier unfinished message
@@ -212,7 +212,6 @@ class MemoryBus:
             if entry is None:
                 entry = g.entries[offset] = _Entry()
             entry.attempt += 1
-            entry.consumer = consumer
             entry.due = now + self.policy.ack_timeout_s
             out.append(Delivery(message, entry.attempt, offset))
         return out
@@ -241,13 +240,12 @@ class MemoryBus:
                 return
             if entry.attempt >= self.policy.max_attempts:
                 dead_id = f"{group}:{delivery.message.id}"
-                g.dead[dead_id] = DeadLetter(
+                dead = DeadLetter(
                     dead_id, group, delivery.message, entry.attempt, error, self._now()
                 )
-                g.dead_offsets[dead_id] = delivery.token
+                g.dead[dead_id] = (dead, delivery.token)
                 self._finish(g, delivery.token)
             else:
-                entry.consumer = None
                 entry.due = self._clock() + backoff_s(self.policy, entry.attempt, self._rng)
             self._lock.notify_all()
 
@@ -265,7 +263,8 @@ class MemoryBus:
     def dead_letters(self, group: str) -> list[DeadLetter]:
         with self._lock:
             g = self._groups.get(group)
-            return [] if g is None else sorted(g.dead.values(), key=lambda d: d.failed_at)
+            letters = [] if g is None else [dead for dead, _ in g.dead.values()]
+            return sorted(letters, key=lambda d: d.failed_at)
 
     def redrive(self, group: str, ids: Iterable[str] | None = None) -> int:
         """Send dead letters (all, or those named) back to the group; how many went."""
@@ -275,8 +274,7 @@ class MemoryBus:
                 return 0
             chosen = list(g.dead) if ids is None else [i for i in ids if i in g.dead]
             for dead_id in chosen:
-                del g.dead[dead_id]
-                offset = g.dead_offsets.pop(dead_id)
+                _, offset = g.dead.pop(dead_id)
                 g.redriven.append(offset)
             self._lock.notify_all()
             return len(chosen)

@@ -22,10 +22,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, insert, select
 
 from modelplane.core.clock import aware, utcnow
-from modelplane.db import tables as t
 from modelplane.db.engine import WRITE
 from modelplane.events.bus import BusMessage
-from modelplane.events.relay import Consumer, _handle, message_of
+from modelplane.events.relay import Consumer, events_after, handle, message_of
 from modelplane.events.tables import model_timeline, processed_events
 
 __all__ = ["MODEL_TIMELINE", "PROJECTIONS", "Projection", "replay", "timeline"]
@@ -61,24 +60,14 @@ def replay(
         conn.execute(delete(processed_events).where(processed_events.c.consumer == projection.name))
     done = 0
     position = 0
-    while True:
-        with engine.connect() as conn:
-            rows = list(
-                conn.execute(
-                    select(t.events)
-                    .where(t.events.c.id > position)
-                    .order_by(t.events.c.id)
-                    .limit(batch)
-                )
-            )
-        if not rows:
-            return done
+    while rows := events_after(engine, position, batch):
         for row in rows:
             message = message_of(row)
             if projection.consumer.wants(message):
-                _handle(engine, projection.consumer, message, clock)
+                handle(engine, projection.consumer, message, clock)
         done += len(rows)
         position = rows[-1].id
+    return done
 
 
 # -- the model timeline -------------------------------------------------------------------------

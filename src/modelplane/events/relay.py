@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +39,7 @@ from modelplane.db.engine import WRITE
 from modelplane.events.bus import BusMessage, EventBus
 from modelplane.events.tables import event_relays, processed_events
 
-__all__ = ["Consumer", "Relay", "consume_once", "message_of"]
+__all__ = ["Consumer", "Relay", "consume_once", "events_after", "handle", "message_of"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,13 @@ def message_of(row: Any) -> BusMessage:
             "position": str(row.id),
         },
     )
+
+
+def events_after(engine: Engine, position: int, limit: int) -> list[Any]:
+    """Up to ``limit`` ``events`` rows with an id above ``position``, in id (commit) order."""
+    e = t.events
+    with engine.connect() as conn:
+        return list(conn.execute(select(e).where(e.c.id > position).order_by(e.c.id).limit(limit)))
 
 
 class Relay:
@@ -87,19 +94,15 @@ class Relay:
 
     def run_once(self) -> int:
         """Publish up to ``batch`` rows after the position; how many were published (0: none
-        waiting, or another relay holds the lease)."""
+        waiting, or another relay holds the lease). An idle relay only reads: the lease is taken
+        (a write) when there is something to publish, so polling does not queue behind commands
+        for the database's write lock."""
+        if not self.lag():
+            return 0
         position = self._lease()
         if position is None:
             return 0
-        with self.engine.connect() as conn:
-            rows = list(
-                conn.execute(
-                    select(t.events)
-                    .where(t.events.c.id > position)
-                    .order_by(t.events.c.id)
-                    .limit(self.batch)
-                )
-            )
+        rows = events_after(self.engine, position, self.batch)
         if not rows:
             return 0
         self.bus.publish([message_of(r) for r in rows])
@@ -117,17 +120,18 @@ class Relay:
 
     def position(self) -> int:
         with self.engine.connect() as conn:
-            value = conn.execute(
-                select(event_relays.c.position).where(event_relays.c.name == self.name)
-            ).scalar()
-        return int(value or 0)
+            return self._position(conn)
 
     def lag(self) -> int:
         """Committed events not yet published by this relay name."""
         with self.engine.connect() as conn:
             last = conn.execute(select(t.events.c.id).order_by(t.events.c.id.desc()).limit(1))
             newest = last.scalar() or 0
-        return max(0, int(newest) - self.position())
+            return max(0, int(newest) - self._position(conn))
+
+    def _position(self, conn: Connection) -> int:
+        r = event_relays
+        return int(conn.execute(select(r.c.position).where(r.c.name == self.name)).scalar() or 0)
 
     # -- the lease --------------------------------------------------------------------------------
     def _lease(self) -> int | None:
@@ -223,7 +227,7 @@ def consume_once(
             bus.ack(consumer.name, delivery)
             continue
         try:
-            _handle(engine, consumer, message, clock)
+            handle(engine, consumer, message, clock)
         except Exception as exc:
             log.warning("consumer %s failed on %s %s (attempt %d): %s", consumer.name,
                         message.type, message.id, delivery.attempt, exc)  # fmt: skip
@@ -233,9 +237,11 @@ def consume_once(
     return len(deliveries)
 
 
-def _handle(
+def handle(
     engine: Engine, consumer: Consumer, message: BusMessage, clock: Callable[[], datetime]
 ) -> None:
+    """Run ``consumer`` on ``message`` once: its effect and the ``processed_events`` row in one
+    transaction; nothing when the row is already there."""
     p = processed_events
     try:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
@@ -263,14 +269,3 @@ def _handle(
 
 class _AlreadyHandled(Exception):
     pass
-
-
-def processed(engine: Engine, consumer: str, event_ids: Iterable[str]) -> set[str]:
-    """Which of ``event_ids`` ``consumer`` has handled."""
-    ids = list(event_ids)
-    p = processed_events
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(p.c.event_id).where(p.c.consumer == consumer, p.c.event_id.in_(ids))
-        )
-        return {str(r) for r in rows.scalars()}

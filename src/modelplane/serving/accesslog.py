@@ -48,8 +48,7 @@ class JsonFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        ts = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-        line: dict[str, Any] = {"ts": ts.replace("+00:00", "Z")}
+        line: dict[str, Any] = {"ts": _timestamp(record.created)}
         if isinstance(record.msg, dict):
             line.update(record.msg)
         else:
@@ -57,6 +56,12 @@ class JsonFormatter(logging.Formatter):
             if record.exc_info:
                 line["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
+
+
+def _timestamp(created: float) -> str:
+    """``2025-01-02T03:04:05.678Z``: UTC, milliseconds."""
+    ts = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    return ts.replace("+00:00", "Z")
 
 
 #: Write the buffered lines once they hold this much…
@@ -191,8 +196,7 @@ def log_request(
         and not _logger.filters
         and not _logger.propagate
     ):
-        ts = datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="milliseconds")
-        line = {"ts": ts.replace("+00:00", "Z"), **fields}
+        line = {"ts": _timestamp(time.time()), **fields}
         writer.add(orjson.dumps(line, default=str, option=orjson.OPT_APPEND_NEWLINE))
         return
     if writer is not None:
